@@ -1,12 +1,11 @@
 """Shared set-up and timing for the training-throughput benchmarks.
 
-`population_setup` builds exactly what `python -m jaxml.main` steps (see `jaxml.experiment`):
-the model from the registry, `training.make_optimizer` with the default SGD + Nesterov + cosine
-config, `training.make_train_step` with the default crop + flip augmentation, mapped over a
-`Population` of K copies with the state donated; the data are synthetic uint8 images resident
-on device (replicated), read through a fixed epoch permutation. Only the initialisation differs:
-one copy is initialised and tiled to K copies (own rng each), since weight values do not change
-the step time and compiling the mapped init per K would double a sweep's compile time.
+`population_setup` builds the production `jaxml.engine.Engine` that `python -m jaxml.main`
+steps: the model from the registry, `training.make_optimizer` with the default SGD + Nesterov +
+cosine config, the default crop + flip augmentation, a `Population` of K copies with the state
+donated; the data are synthetic uint8 images resident on device (replicated). The copies start
+from identical weights (`same_init`: one init compiled and run), since weight values do not
+change the step time.
 
 Timing (`Stepper`): compile time is the ahead-of-time `lower(...).compile()` of the mapped step
 (trace + lowering + XLA compilation, no execution); steady state is measured in windows after a
@@ -29,14 +28,11 @@ import numpy as np
 
 from jaxml import configs, training
 from jaxml.data import default_data_config, pipeline
+from jaxml.engine import Engine
 from jaxml.models import get_model
 from jaxml.population import Population
 
 NUM_CLASSES = 10
-# The engine's in_axes for train_step(state, hparams, shared, images, labels, order, step) with
-# population.same_batch=True (all copies read the same batch, as jaxml.main does by default).
-TRAIN_IN_AXES = (0, 0, None, None, None, None, None)
-_INIT_CACHE: dict[tuple, Any] = {}  # (model, fields, dtype, image, seed) -> one host CopyState
 
 
 def environment() -> dict[str, Any]:
@@ -68,20 +64,28 @@ def synthetic_data(num_examples: int, image: int, seed: int = 0):
 
 @dataclasses.dataclass
 class Stepper:
-  """A compiled population train step plus its live arguments; `run(n)` does n steps."""
+  """A compiled population train step of an `Engine` plus its live state; `run(n)` does n steps."""
 
-  pop: Population
-  batch: int
+  engine: Engine
   compiled: Any
   state: Any
-  args: tuple  # (hparams, shared, images, labels, order)
+  hparams: Any
   compile_s: float
   step: int = 0
 
+  @property
+  def pop(self) -> Population:
+    return self.engine.pop
+
+  @property
+  def batch(self) -> int:
+    return self.engine.batch_size
+
   def run(self, n: int) -> None:
     for _ in range(n):
+      inputs = self.engine.step_inputs(self.hparams, {}, self.step)
       # The state is donated: always keep the returned one.
-      self.state, _ = self.compiled(self.state, *self.args, jnp.asarray(self.step, jnp.int32))
+      self.state, _ = self.compiled(self.state, inputs)
       self.step += 1
     jax.block_until_ready(self.state)
 
@@ -97,13 +101,15 @@ def population_setup(
   num_examples: int | None = None,
   devices=None,
   seed: int = 0,
+  hparams: Any = None,
   **model_kwargs,
 ) -> Stepper:
-  """K copies of `model_name` ready to step on synthetic `image` x `image` data.
+  """K copies of `model_name` in the production `Engine`, ready to step on synthetic data.
 
   The data are fed at their own size (`resolution=image`), so `normalize` does not resize.
   `num_examples` defaults to 8 batches (the step only gathers its batch, so the resident set's
-  size does not change the step time).
+  size does not change the step time). `hparams` are the copies' per-copy inputs (e.g.
+  `{'model': {'encoding': int32[k, 6]}}`).
   """
   pop = Population(k, mapping, devices)
   model = get_model(model_name, NUM_CLASSES, dtype=dtype, **model_kwargs)
@@ -111,39 +117,27 @@ def population_setup(
   optim = configs.optim_config()
   steps_per_epoch = pipeline.steps_per_epoch(n, batch)
   schedule = training.make_lr_schedule(optim, steps_per_epoch, 1000 * steps_per_epoch)
-  tx = training.make_optimizer(optim, schedule)
-  step_fn = training.make_train_step(
+  engine = Engine(
+    pop,
     model,
-    tx,
+    training.make_optimizer(optim, schedule),
+    train=synthetic_data(n, image, seed),
     batch_size=batch,
+    eval_batch_size=batch,
     num_classes=NUM_CLASSES,
-    augment=default_data_config().augment,
     resolution=image,
     dtype=jnp.bfloat16 if dtype == "bfloat16" else jnp.float32,
-    data_axis=pop.data_axis,
+    augment=default_data_config().augment,
+    seed=seed,
   )
-  train = pop.map(step_fn, TRAIN_IN_AXES, (0,))
-
-  # One initialised copy, tiled to K copies with their own rng (weight values do not change the
-  # step time); cached so a sweep over K and mappings compiles `init` once per model.
-  cache_key = (model_name, tuple(sorted(model_kwargs.items())), dtype, image, seed)
-  if cache_key not in _INIT_CACHE:
-    init = jax.jit(lambda key: training.init_copy(model, tx, key, key, (image, image, 3)))
-    _INIT_CACHE[cache_key] = jax.device_get(init(jax.random.key(seed)))
-  one = _INIT_CACHE[cache_key]
-  rngs = jax.random.key_data(jax.random.split(jax.random.key(seed + 2), k))
-  host = jax.tree.map(lambda x: np.broadcast_to(x, (k, *np.shape(x))), one)
-  state = pop.put_copies(host.replace(rng=np.asarray(rngs)))
-
-  images, labels = synthetic_data(n, image, seed)
-  order = np.asarray(pipeline.epoch_permutation(jax.random.key(seed + 1), 0, n))
-  images, labels, order = pop.put_replicated((images, labels, order))
-  args = (pop.put_copies({}), {}, images, labels, order)
-
+  # Identical initial weights (compiled and run once; weight values do not change the step time);
+  # every copy keeps its own rng.
+  hparams = pop.put_copies(hparams or {})
+  state = engine.init_population(same_init=True, hparams=hparams)
   t0 = time.perf_counter()
-  compiled = train.lower(state, *args, jnp.asarray(0, jnp.int32)).compile()
+  compiled = engine.train_step.lower(state, engine.step_inputs(hparams, {}, 0)).compile()
   compile_s = time.perf_counter() - t0
-  return Stepper(pop, batch, compiled, state, args, compile_s)
+  return Stepper(engine, compiled, state, hparams, compile_s)
 
 
 def timed_window(stepper: Stepper, min_steps: int, min_seconds: float) -> tuple[float, float, int]:

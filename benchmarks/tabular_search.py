@@ -28,18 +28,18 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from jaxml import config_cli  # noqa: E402
-from jaxml.benchmarks import nb201  # noqa: E402
 from jaxml.methods import tabular  # noqa: E402
-from jaxml.search import evaluator as ev  # noqa: E402
+from jaxml.nasbench import nb201  # noqa: E402
+from jaxml.search import driver  # noqa: E402
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / "experiments/tabular/nb201_cifar10.py"
 
 
 def bench(name, config, evaluate, seeds, queries, repeats):
-  keys = ev.seed_keys(config.seed, seeds, stream=list(tabular.SEARCHES).index(name))
+  keys = driver.seed_keys(config.seed, seeds, stream=list(tabular.SEARCHES).index(name))
   hp = tabular.hparams(config, name)
   t0 = time.perf_counter()
-  compiled = tabular.compile_seeds(name, keys, evaluate, queries, **hp)
+  compiled = driver.compile_seeds(tabular.algorithm(name, queries, **hp), keys, evaluate, queries)
   compile_s = time.perf_counter() - t0
   runs = []
   for _ in range(repeats):
@@ -75,7 +75,7 @@ def main(argv=None):
   config.num_seeds = args.seeds
   tabular.validate_config(config)
   table = nb201.load(args.data_dir or None)
-  evaluate = ev.nb201_evaluator(table, "cifar10")
+  evaluate = driver.nb201_evaluator(table, "cifar10")
   rows = [
     bench(m, config, evaluate, args.seeds, args.queries, args.repeats) for m in config.methods
   ]

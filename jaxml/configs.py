@@ -1,8 +1,12 @@
 """Shared config pieces and value checks for population-training methods (train, ohl, ...).
 
 Experiment files (`experiments/<method>/<name>.py`) start from `training_config()` and set what
-differs; `validate_training_config` rejects impossible values with one clear `ConfigError`.
+differs, reading their `:arg` with `parse_variants`; `validate_training_config` rejects impossible
+values with one clear `ConfigError`; `steps` turns a `{prefix}_steps` / `{prefix}_epochs` pair into
+a step count.
 """
+
+from collections.abc import Sequence
 
 import jax
 import ml_collections
@@ -11,7 +15,65 @@ from jaxml.data import default_data_config
 from jaxml.errors import ConfigError
 from jaxml.models import default_model_config
 
-__all__ = ["default_model_config", "training_config", "validate_training_config"]
+__all__ = [
+  "default_model_config",
+  "parse_variants",
+  "steps",
+  "training_config",
+  "validate_training_config",
+]
+
+
+def parse_variants(
+  arg: str | None,
+  valid: Sequence[str],
+  *,
+  name: str,
+  exclusive: Sequence[tuple[str, str]] = (),
+) -> set[str]:
+  """The variants of an experiment file's `:arg`, e.g. 'smoke,frozen' -> {'smoke', 'frozen'}.
+
+  None or '' is the full run (no variants). An unknown variant or two variants of one `exclusive`
+  pair raise one-line `ConfigError`s naming the experiment file `name` and the valid variants.
+  """
+  for a, b in exclusive:  # a typo here is the experiment file's bug, not the user's
+    if a not in valid or b not in valid:
+      raise ValueError(f"exclusive pair ({a!r}, {b!r}) names a variant not in {list(valid)}")
+  parts = {p.strip() for p in (arg or "").split(",") if p.strip()}
+  unknown = sorted(parts - set(valid))
+  if unknown:
+    raise ConfigError(
+      f"unknown config arg {', '.join(map(repr, unknown))} for {name} "
+      f"(valid: {', '.join(valid)}, comma-separated)"
+    )
+  for a, b in exclusive:
+    if {a, b} <= parts:
+      raise ConfigError(f"config args {a!r} and {b!r} exclude each other (in {name})")
+  return parts
+
+
+def steps(prefix: str, config, steps_per_epoch: int, *, default: int | None = None) -> int:
+  """A duration in steps from `{prefix}_steps` or `{prefix}_epochs` of `config`.
+
+  `{prefix}_steps` > 0 wins; else `{prefix}_epochs` > 0 gives round(epochs * steps_per_epoch),
+  at least 1 (Python's round, as the trainers always used, so resumed runs keep their step
+  counts); else `default`, or a `ConfigError` naming both keys when there is none. A missing key
+  counts as unset. E.g. steps('num', config, spe), steps('trunk', config.ohl, spe),
+  steps('eval_every', config, spe).
+  """
+  steps_key, epochs_key = f"{prefix}_steps", f"{prefix}_epochs"
+  n_steps, n_epochs = config.get(steps_key), config.get(epochs_key)
+  if n_steps is not None and n_steps > 0:
+    return int(n_steps)
+  if n_epochs is not None and n_epochs > 0:
+    if steps_per_epoch < 1:
+      raise ConfigError(f"{epochs_key}={n_epochs} needs >= 1 step per epoch, got {steps_per_epoch}")
+    return max(1, int(round(n_epochs * steps_per_epoch)))
+  if default is not None:
+    return default
+  raise ConfigError(
+    f"set {steps_key} > 0 or {epochs_key} > 0 (got {steps_key}={n_steps}, {epochs_key}={n_epochs})"
+  )
 
 
 def optim_config(**overrides) -> ml_collections.ConfigDict:
@@ -36,6 +98,7 @@ def population_config(**overrides) -> ml_collections.ConfigDict:
   c.mapping = "auto"  # auto | vmap | loop (see jaxml/population.py)
   c.same_batch = True  # all copies read the same batch (their augmentations still differ)
   c.same_init = False  # all copies start from the same weights (OHL) or from K seeds
+  c.fast_compile = False  # CPU: cheaper compiles, slower steps (population.FAST_COMPILE_CPU)
   c.update(overrides)
   return c
 
@@ -54,8 +117,11 @@ def training_config(method: str, model: str) -> ml_collections.ConfigDict:
   c.num_epochs = 200.0
   c.num_steps = -1  # > 0 overrides num_epochs (smoke runs)
   c.log_every_steps = 50
-  c.eval_every_steps = 0  # 0: once per epoch
-  c.checkpoint_every_steps = 0  # 0: once per epoch
+  # Intervals read with configs.steps(prefix, config, steps_per_epoch): `*_steps` > 0 wins.
+  c.eval_every_steps = 0  # 0: use eval_every_epochs
+  c.eval_every_epochs = 1.0
+  c.checkpoint_every_steps = 0  # 0: use checkpoint_every_epochs
+  c.checkpoint_every_epochs = 1.0
   c.keep_checkpoints = 2
   c.progress = True  # tqdm bar with ETA on stderr
   return c
@@ -104,8 +170,17 @@ def validate_training_config(config: ml_collections.ConfigDict) -> None:
   )
   check(config.log_every_steps > 0, "log_every_steps must be > 0")
   # A negative interval would make the step loop of methods/train.py count down forever.
-  for key in ("eval_every_steps", "checkpoint_every_steps"):
-    check(config[key] >= 0, f"{key} must be >= 0 (0: once per epoch), got {config[key]}")
+  for prefix in ("eval_every", "checkpoint_every"):
+    steps_key, epochs_key = f"{prefix}_steps", f"{prefix}_epochs"
+    check(
+      config[steps_key] >= 0,
+      f"{steps_key} must be >= 0 (0: use {epochs_key}), got {config[steps_key]}",
+    )
+    check(config[epochs_key] >= 0, f"{epochs_key} must be >= 0, got {config[epochs_key]}")
+    check(
+      config[steps_key] > 0 or config[epochs_key] > 0,
+      f"set {steps_key} > 0 or {epochs_key} > 0",
+    )
   check(config.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
   from jaxml.data import validate_data_config
   from jaxml.models import model_from_config

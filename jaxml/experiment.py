@@ -1,18 +1,16 @@
-"""What every population-training method sets up: data on device, model, optimizer, mapped
-steps, checkpointing and the run directory — so a method file is only its recipe.
+"""The run directory of a population method, built from its config: data, the `Engine`,
+checkpoints, metrics and summary — so a method file is only its recipe (`jaxml.trunks` runs it).
 
-`PopulationRun` owns the state that is checkpointed together: the population (`CopyState` with a
-leading copy axis), an optional controller pytree (e.g. OHL's theta and its Adam state) and a
-JSON-able metadata dict (histories, accumulated wall time). Re-running on the same workdir
-restores the latest good checkpoint and continues bit-identically (the data order, every
-augmentation and dropout mask derive from the seed and the integer step).
+`PopulationRun` saves and restores the state that is checkpointed together: the population
+(`CopyState` with a leading copy axis), an optional controller pytree (e.g. OHL's theta and its
+Adam state) and a JSON-able metadata dict (histories, accumulated wall time). Re-running on the
+same workdir restores the latest good checkpoint and continues bit-identically (the data order,
+every augmentation and dropout mask derive from the seed and the integer step).
 """
 
 import pathlib
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,13 +18,16 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxml import checkpoint, training
-from jaxml.data import build_datasets, cifar10, pipeline, validate_data_config
+from jaxml import checkpoint, configs, training
+from jaxml.data import build_datasets, cifar10, validate_data_config
+from jaxml.engine import Engine
 from jaxml.errors import ConfigError
 from jaxml.metrics import plots
 from jaxml.metrics.writers import RunWriter
 from jaxml.models import model_from_config
-from jaxml.population import CopyState, Population, nonfinite_copies, to_host
+from jaxml.population import Population, nonfinite_copies, to_host
+
+SPLITS = ("val", "test")
 
 
 def _abstract(tree):
@@ -66,114 +67,50 @@ def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
 
 
 class PopulationRun:
-  """Data, model, mapped train/eval steps, checkpoint and writer for one population run."""
+  """A population run directory: config, data, the `Engine`, checkpoints and metrics writer."""
 
-  def __init__(
-    self,
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    *,
-    augment_fn: Callable | None = None,
-    loss_fn: Callable | None = None,
-    aux_init: Any = None,
-  ):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, controller=None):
+    """`controller` (see `jaxml.trunks.Controller`) supplies the engine hooks (augment_fn,
+    loss_fn, aux_init); None for plain training."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
     self.writer = RunWriter(self.workdir)
     self.writer.write_config(config)
     self.data = load_datasets(config.data, config.seed)
-    self.pop = Population(config.population.size, config.population.mapping)
-    k = self.pop.size
+    p = config.population
+    self.pop = Population(p.size, p.mapping, fast_compile=p.fast_compile)
     n_train = int(self.data.train.images.shape[0])
-    self.steps_per_epoch = n_train // config.batch_size
-    if self.steps_per_epoch == 0:
+    steps_per_epoch = n_train // config.batch_size
+    if steps_per_epoch == 0:
       raise ConfigError(f"batch_size={config.batch_size} exceeds the {n_train} training images")
-    self.total_steps = (
-      int(config.num_steps)
-      if config.num_steps > 0
-      else int(round(config.num_epochs * self.steps_per_epoch))
-    )
-    self.model = model_from_config(config.model, self.data.num_classes)
-    self.dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
-    self.schedule = training.make_lr_schedule(config.optim, self.steps_per_epoch, self.total_steps)
-    self.tx = training.make_optimizer(config.optim, self.schedule)
-    res = config.data.resolution
-    self.input_shape = (res, res, 3)
-    common = dict(
-      num_classes=self.data.num_classes,
-      resolution=res,
-      dtype=self.dtype,
-      data_axis=self.pop.data_axis,
-    )
-    step_fn = training.make_train_step(
-      self.model,
-      self.tx,
+    self.total_steps = configs.steps("num", config, steps_per_epoch)
+    model = model_from_config(config.model, self.data.num_classes)
+    self.schedule = training.make_lr_schedule(config.optim, steps_per_epoch, self.total_steps)
+    tx = training.make_optimizer(config.optim, self.schedule)
+    hook = lambda name: getattr(controller, name, None)
+    self.engine = Engine(
+      self.pop,
+      model,
+      tx,
+      train=(self.data.train.images, self.data.train.labels),
+      eval_sets={s: (getattr(self.data, s).images, getattr(self.data, s).labels) for s in SPLITS},
       batch_size=config.batch_size,
+      eval_batch_size=config.eval_batch_size,
+      num_classes=self.data.num_classes,
+      resolution=config.data.resolution,
+      dtype=jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32,
       augment=config.data.augment,
       label_smoothing=config.optim.label_smoothing,
-      augment_fn=augment_fn,
-      loss_fn=loss_fn,
-      **common,
+      same_batch=config.population.same_batch,
+      seed=config.seed,
+      augment_fn=hook("augment_fn"),
+      loss_fn=hook("loss_fn"),
+      aux_init=hook("aux_init"),
     )
-    key_axis = None if config.population.same_batch else 0
-    self.train_step = self.pop.map(step_fn, (0, 0, None, None, None, key_axis, None), (0,))
-    self._eval_one = training.make_eval_step(self.model, **common)
-    self.eval_step = self.pop.map(self._eval_one, (0, None, None, None))
-
-    # Device-resident data: uint8 images replicated on every device.
-    put = self.pop.put_replicated
-    self.train_images, self.train_labels = put((self.data.train.images, self.data.train.labels))
-    self.eval_sets = {}
-    for name in ("val", "test"):
-      split = getattr(self.data, name)
-      if split.images.shape[0]:
-        self.eval_sets[name] = put(
-          training.eval_batches(split.images, split.labels, config.eval_batch_size)
-        )
-    root = jax.random.key(config.seed)
-    data_key = jax.random.fold_in(root, 1)
-    if config.population.same_batch:
-      self.data_keys = put(np.asarray(jax.random.key_data(data_key)))
-    else:
-      keys = jax.random.split(data_key, k)
-      self.data_keys = self.pop.put_copies(np.asarray(jax.random.key_data(keys)))
-    n = n_train
-    perm = lambda k, e: pipeline.epoch_permutation(jax.random.wrap_key_data(k), e, n)
-    if config.population.same_batch:
-      self._epoch_order = jax.jit(perm, out_shardings=self.pop.replicated())
-    else:
-      self._epoch_order = jax.jit(jax.vmap(perm, (0, None)), out_shardings=self.pop.copy_sharding())
-    self._order_epoch, self._order = -1, None
-    self.aux_init = aux_init
+    self.history_path = self.workdir / "trunks.npz"
     self.ckpt = checkpoint.Checkpointer(
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
-
-  # -- state -------------------------------------------------------------------------------
-  def init_population(self, seed_offset: int = 0) -> CopyState:
-    """K fresh copies: the same init (population.same_init) or one init per copy.
-
-    Weights are drawn with the 'rbg' PRNG: XLA:CPU compiles a ResNet's threefry-based init
-    ~5x slower (measured 18.8 s vs 3.8 s for a ResNet-8). Each copy's own stream (`rng`, for
-    crops, augmentation, dropout) stays threefry.
-    """
-    k = self.pop.size
-    seed = self.config.seed * 7919 + 1000 + seed_offset
-    pseeds = [seed] * k if self.config.population.same_init else [seed + 1 + i for i in range(k)]
-    pkeys = np.stack([jax.random.key_data(training.param_key(s)) for s in pseeds])
-    rkeys = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), 2), k)
-
-    def init_fn(kp, kr):
-      return training.init_copy(
-        self.model,
-        self.tx,
-        training.wrap_param_key(kp),
-        jax.random.wrap_key_data(kr),
-        self.input_shape,
-        self.aux_init,
-      )
-
-    return self.pop.init_copies(init_fn, pkeys, np.asarray(jax.random.key_data(rkeys)))
 
   def restore_or(self, state: dict, metadata: dict) -> tuple[int, dict, dict]:
     """Latest good checkpoint (step, state, metadata), or (0, the given fresh ones)."""
@@ -189,42 +126,6 @@ class PopulationRun:
   def save(self, step: int, state: dict, metadata: dict) -> None:
     self.ckpt.save(step, state, metadata)
 
-  # -- stepping ----------------------------------------------------------------------------
-  def order(self, step: int):
-    """The example order of the epoch holding `step` (computed once per epoch)."""
-    epoch = step // self.steps_per_epoch
-    if epoch != self._order_epoch:
-      self._order = self._epoch_order(self.data_keys, jnp.asarray(epoch, jnp.int32))
-      self._order_epoch = epoch
-    return self._order
-
-  def step(self, pop: CopyState, hparams, shared, step: int):
-    return self.train_step(
-      pop,
-      hparams,
-      shared,
-      self.train_images,
-      self.train_labels,
-      self.order(step),
-      jnp.asarray(step, jnp.int32),
-    )
-
-  def evaluate(self, pop: CopyState, split: str) -> dict[str, np.ndarray]:
-    """Per-copy accuracy and loss on `split`, all copies and batches in one compiled call."""
-    return to_host(self.eval_step(pop, *self.eval_sets[split]))
-
-  def evaluate_copy(self, pop: CopyState, index: int, split: str) -> dict[str, float]:
-    """Accuracy and loss of copy `index` alone (e.g. the final model once all copies agree)."""
-    if self.pop.data_axis is not None or jax.process_count() > 1:
-      return {k: float(v[index]) for k, v in self.evaluate(pop, split).items()}
-    if not hasattr(self, "_eval_single"):
-      self._eval_single = jax.jit(self._eval_one)
-    state = jax.tree.map(lambda x: x[index], pop)
-    return {
-      k: float(v)
-      for k, v in jax.device_get(self._eval_single(state, *self.eval_sets[split])).items()
-    }
-
   def check_finite(self, metrics: dict, step: int) -> list[int]:
     bad = nonfinite_copies(metrics["loss"])
     if bad:
@@ -232,9 +133,6 @@ class PopulationRun:
         "step %d: non-finite training loss in copies %s (others unaffected)", step, bad
       )
     return bad
-
-  def images_per_step(self) -> int:
-    return self.pop.size * self.config.batch_size
 
   def finish(self, summary: dict) -> dict:
     summary.setdefault("device", f"{jax.device_count()}x {jax.devices()[0].device_kind}")
@@ -276,7 +174,7 @@ def train_steps(
   t0 = time.perf_counter()
   log_every = run.config.log_every_steps
   for s in range(start, end):
-    pop, metrics = run.step(pop, hparams, shared, s)
+    pop, metrics = run.engine.step(pop, hparams, shared, s)
     if (s + 1) % log_every == 0 or s + 1 == end:
       m = to_host(metrics)
       bad = run.check_finite(m, s + 1)

@@ -3,7 +3,7 @@
 Every method in jaxml is a population of copies with per-copy hyper-parameters plus a controller
 acting between trunks (DESIGN.md). A population is ONE pytree (`CopyState`) whose leaves have a
 leading copy axis K. Single-copy functions are written once, e.g.
-`train_step(state, hparams, shared, data, step) -> (state, metrics)`, and `Population.map` turns
+`train_step(state, inputs) -> (state, metrics)`, and `Population.map` turns
 them into one jitted function over all copies and devices:
 
 * the copy axis is split over the `copy` axis of a device `Mesh` with `jax.shard_map`, so each
@@ -61,6 +61,11 @@ class CopyState:
   aux: Any = dataclasses.field(default_factory=dict)
 
 
+# What stays per copy when one copy's state is broadcast to all: the step counter, the copy's own
+# randomness (OHL copies must keep exploring differently) and its per-trunk accumulators.
+KEPT_ON_BROADCAST = ("step", "rng", "aux")
+
+
 def resolve_mapping(mapping: str, backend: str | None = None) -> str:
   if mapping not in MAPPINGS:
     raise ConfigError(f"population.mapping={mapping!r}; valid: {', '.join(MAPPINGS)}")
@@ -89,20 +94,38 @@ def make_mesh(size: int, devices=None) -> Mesh:
   return Mesh(np.array(devices).reshape(n_copy, n_data), (COPY, DATA))
 
 
+def _is_none(x) -> bool:
+  return x is None
+
+
+def leaf_axes(axes, tree):
+  """The full per-leaf axes of `tree` from the tree prefix `axes` (0 = per copy, None = shared)."""
+  return jax.tree.map(lambda ax, sub: jax.tree.map(lambda _: ax, sub), axes, tree, is_leaf=_is_none)
+
+
 def map_local(fn: Callable, mapping: str, in_axes: tuple) -> Callable:
-  """Maps `fn` over the leading copy axis of the args whose in_axes is 0 (None = shared)."""
+  """Maps `fn` over the leading copy axis of its per-copy inputs.
+
+  `in_axes[i]` is a tree prefix of argument i, as for `jax.vmap`: 0 marks a leading copy axis,
+  None a value shared by all copies (e.g. `training.StepInputs.axes()` for the train step).
+  """
   if mapping == "vmap":
     return jax.vmap(fn, in_axes=in_axes)
 
   def looped(*args):
+    axes = [leaf_axes(ax, a) for a, ax in zip(args, in_axes)]
     k = next(
-      jax.tree.leaves(a)[0].shape[0]
-      for a, ax in zip(args, in_axes)
-      if ax == 0 and jax.tree.leaves(a)
+      x.shape[0]
+      for a, ax in zip(args, axes)
+      for x, x_ax in zip(jax.tree.leaves(a), jax.tree.leaves(ax, is_leaf=_is_none))
+      if x_ax == 0
     )
     outs = []
     for i in range(k):
-      sliced = [jax.tree.map(lambda x: x[i], a) if ax == 0 else a for a, ax in zip(args, in_axes)]
+      sliced = [
+        jax.tree.map(lambda x, x_ax: x[i] if x_ax == 0 else x, a, ax, is_leaf=_is_none)
+        for a, ax in zip(args, axes)
+      ]
       outs.append(fn(*sliced))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
@@ -110,11 +133,8 @@ def map_local(fn: Callable, mapping: str, in_axes: tuple) -> Callable:
 
 
 def _shard_map(fn, mesh, in_specs, out_specs):
-  if hasattr(jax, "shard_map"):
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
-  from jax.experimental.shard_map import shard_map  # jax < 0.6
-
-  return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+  # check_vma=False: the copies' outputs vary over the copy axis by construction.
+  return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
 
 def put_global(x, sharding: NamedSharding) -> jax.Array:
@@ -123,14 +143,27 @@ def put_global(x, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
-class Population:
-  """K copies on a (copy, data) device mesh, mapped with a per-backend strategy."""
+# XLA:CPU options that trade run time for compile time: no LLVM optimisation, loop emitters
+# instead of fusion emitters. Measured on the NAS-Bench-201 array build (C 4, N 1), one copy's
+# gradient: 34 s -> 6 s of compile on a loaded 2-core CPU, but steps 2.8-4x slower
+# (BENCHMARKS.md), so it pays only for runs of a few hundred steps: tests, smoke runs.
+# Ignored on other backends.
+FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
-  def __init__(self, size: int, mapping: str = "auto", devices=None):
+
+class Population:
+  """K copies on a (copy, data) device mesh, mapped with a per-backend strategy.
+
+  `fast_compile`: compile mapped functions with `FAST_COMPILE_CPU` on a CPU backend.
+  """
+
+  def __init__(self, size: int, mapping: str = "auto", devices=None, fast_compile: bool = False):
     self.size = size
     self.mesh = make_mesh(size, devices)
-    self.mapping = resolve_mapping(mapping, self.mesh.devices.flat[0].platform)
+    platform = self.mesh.devices.flat[0].platform
+    self.mapping = resolve_mapping(mapping, platform)
     self.data_axis = DATA if self.mesh.shape[DATA] > 1 else None
+    self.compiler_options = FAST_COMPILE_CPU if fast_compile and platform == "cpu" else None
 
   # -- shardings ----------------------------------------------------------------------------
   def copy_sharding(self) -> NamedSharding:
@@ -153,7 +186,7 @@ class Population:
     not vmap-invariant, so a vmapped init would make copy i depend on K. Identical argument
     rows are initialised once (OHL's same-init copies).
     """
-    init_one = jax.jit(init_fn)
+    init_one = init_fn if hasattr(init_fn, "lower") else self.jit(init_fn)  # already jitted
     cache, copies = {}, []
     for i in range(self.size):
       args = tuple(np.asarray(a[i]) for a in per_copy_args)
@@ -163,45 +196,58 @@ class Population:
       copies.append(cache[sig])
     return self.put_copies(jax.tree.map(lambda *xs: np.stack(xs), *copies))
 
+  def jit(self, fn: Callable, **kwargs) -> Callable:
+    """`jax.jit` with this population's compiler options (see `fast_compile`)."""
+    return jax.jit(fn, compiler_options=self.compiler_options, **kwargs)
+
   # -- mapping ------------------------------------------------------------------------------
   def map(
     self, fn: Callable, in_axes: tuple, donate_argnums: tuple = (), mapping: str | None = None
   ) -> Callable:
     """One jitted function applying single-copy `fn` to every copy on every device.
 
-    `in_axes[i]` is 0 for args with a leading copy axis (sharded over `copy`) and None for args
-    shared by all copies (replicated). Outputs all have a leading copy axis. `mapping` overrides
-    the population's mapping for this function (e.g. 'vmap' for a function without heavy
-    convolutions, which would compile K times when unrolled).
+    `in_axes[i]` is a tree prefix of argument i: 0 for leaves with a leading copy axis (sharded
+    over `copy`), None for leaves shared by all copies (replicated). Outputs all have a leading
+    copy axis. `mapping` overrides the population's mapping for this function (e.g. 'vmap' for a
+    function without heavy convolutions, which would compile K times when unrolled).
     """
     local = map_local(fn, mapping or self.mapping, in_axes)
-    in_specs = tuple(P(COPY) if ax == 0 else P() for ax in in_axes)
-    sharded = _shard_map(local, self.mesh, in_specs, P(COPY))
-    return jax.jit(sharded, donate_argnums=donate_argnums)
+
+    def sharded(*args):
+      # Per-leaf specs, built at trace time from the arguments (in_axes may be tree prefixes).
+      in_specs = tuple(
+        jax.tree.map(lambda x_ax: P(COPY) if x_ax == 0 else P(), leaf_axes(ax, a), is_leaf=_is_none)
+        for a, ax in zip(args, in_axes)
+      )
+      return _shard_map(local, self.mesh, in_specs, P(COPY))(*args)
+
+    return self.jit(sharded, donate_argnums=donate_argnums)
 
   # -- controller operations (jitted, no disk) -----------------------------------------------
   @functools.cached_property
   def _broadcast(self):
     def f(pop, i):
       take = lambda x: jnp.broadcast_to(x[i], x.shape)
-      return pop.replace(
-        params=jax.tree.map(take, pop.params),
-        batch_stats=jax.tree.map(take, pop.batch_stats),
-        opt_state=jax.tree.map(take, pop.opt_state),
-      )
+      copied = {
+        f.name: jax.tree.map(take, getattr(pop, f.name))
+        for f in dataclasses.fields(pop)
+        if f.name not in KEPT_ON_BROADCAST
+      }
+      return pop.replace(**copied)
 
-    return jax.jit(f, out_shardings=self.copy_sharding())
+    return self.jit(f, out_shardings=self.copy_sharding())
 
   def broadcast(self, pop: CopyState, i) -> CopyState:
-    """Copy i's weights, batch stats and optimizer state to every copy (OHL: distribute best).
+    """Copy i's state to every copy (OHL: distribute the best model).
 
-    Step, rng and aux stay per copy.
+    Every field of `CopyState` is copied except those in `KEPT_ON_BROADCAST` (step, rng, aux),
+    so a field added later (e.g. DARTS' alphas) is copied without touching this function.
     """
     return self._broadcast(pop, jnp.asarray(i, jnp.int32))
 
   @functools.cached_property
   def _select(self):
-    return jax.jit(
+    return self.jit(
       lambda tree, idx: jax.tree.map(lambda x: x[idx], tree), out_shardings=self.copy_sharding()
     )
 
@@ -217,7 +263,7 @@ class Population:
     def f(tree, idx, new):
       return jax.tree.map(lambda x, y: x.at[idx].set(y.astype(x.dtype)), tree, new)
 
-    return jax.jit(f, out_shardings=self.copy_sharding())
+    return self.jit(f, out_shardings=self.copy_sharding())
 
   def replace(self, tree, idx, new) -> Any:
     """Copies idx (1-D) of `tree` set to the leading-axis entries of `new`."""

@@ -9,6 +9,7 @@ the data-iterator position is the step itself and resumes exactly.
 from collections.abc import Callable
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -41,13 +42,48 @@ def make_lr_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int, tot
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, schedule) -> optax.GradientTransformation:
-  """SGD (+Nesterov) with coupled L2 weight decay, as in the papers' PyTorch code."""
-  parts = []
-  if optim.grad_clip > 0:
-    parts.append(optax.clip_by_global_norm(optim.grad_clip))
-  parts.append(optax.add_decayed_weights(optim.weight_decay))
-  parts.append(optax.sgd(schedule, momentum=optim.momentum or None, nesterov=optim.nesterov))
-  return optax.chain(*parts)
+  """SGD (+Nesterov) with coupled L2 weight decay, as in the papers' PyTorch code.
+
+  `lr_scale` (default 1) multiplies the scheduled step and is an injected hyper-parameter
+  (`optax.inject_hyperparams`): it lives in each copy's optimizer state, so a controller can give
+  every copy its own learning rate through `hparams['optim']['lr_scale']` (see
+  `set_optimizer_hparams`) while the schedule stays shared.
+  """
+
+  schedule = schedule if callable(schedule) else optax.constant_schedule(schedule)
+
+  def sgd(lr_scale):
+    parts = []
+    if optim.grad_clip > 0:
+      parts.append(optax.clip_by_global_norm(optim.grad_clip))
+    parts.append(optax.add_decayed_weights(optim.weight_decay))
+    # The scale multiplies the scheduled scalar rate, not the updates: an extra elementwise
+    # multiply changes XLA's fused multiply-adds, so runs would no longer match bit for bit.
+    lr = lambda count: schedule(count) * lr_scale
+    parts.append(optax.sgd(lr, momentum=optim.momentum or None, nesterov=optim.nesterov))
+    return optax.chain(*parts)
+
+  return optax.inject_hyperparams(sgd)(lr_scale=1.0)
+
+
+def set_optimizer_hparams(opt_state, values: dict):
+  """`opt_state` with its injected hyper-parameters (`optax.inject_hyperparams`) set to `values`.
+
+  A name the optimizer does not inject is an error, never silently ignored.
+  """
+  if not values:
+    return opt_state
+  injected = getattr(opt_state, "hyperparams", None)
+  unknown = sorted(set(values) - set(injected or {}))
+  if unknown:
+    raise ConfigError(
+      f"per-copy optimizer hyper-parameters {unknown} are not injected by the optimizer "
+      f"(injected: {sorted(injected or {})})"
+    )
+  new = dict(injected)
+  for name, value in values.items():
+    new[name] = jnp.asarray(value, jnp.asarray(injected[name]).dtype)
+  return opt_state._replace(hyperparams=new)
 
 
 def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0):
@@ -68,10 +104,19 @@ def wrap_param_key(key_data: jax.Array) -> jax.Array:
   return jax.random.wrap_key_data(key_data, impl=PARAM_PRNG)
 
 
-def init_copy(model, tx, params_key, rng_key, input_shape, aux=None) -> CopyState:
-  """A fresh copy: params from `params_key`, its own randomness from `rng_key`."""
+def init_copy(
+  model, tx, params_key, rng_key, input_shape, aux=None, model_inputs=None
+) -> CopyState:
+  """A fresh copy: params from `params_key`, its own randomness from `rng_key`.
+
+  `model_inputs` are the copy's extra model arguments (e.g. `{'encoding': enc}` for a search
+  space's array build), as the train step passes them.
+  """
   variables = model.init(
-    {"params": params_key, "dropout": params_key}, jnp.zeros((1, *input_shape)), train=False
+    {"params": params_key, "dropout": params_key},
+    jnp.zeros((1, *input_shape)),
+    train=False,
+    **(model_inputs or {}),
   )
   params = variables["params"]
   return CopyState(
@@ -82,6 +127,58 @@ def init_copy(model, tx, params_key, rng_key, input_shape, aux=None) -> CopyStat
     rng=jax.random.key_data(rng_key),
     aux={} if aux is None else aux,
   )
+
+
+@flax.struct.dataclass
+class StepInputs:
+  """Everything a train step reads besides the copy's own state.
+
+  Attributes:
+    hparams: per-copy values a controller asked for (leading copy axis K). Two keys have a
+      meaning for every step: `hparams['model']`, keyword arguments of the model's `__call__`
+      (per-copy model inputs, e.g. `{'encoding': int32[K, 6]}`: K different architectures of
+      one space's array build in one population), and `hparams['optim']`, values of the
+      optimizer's injected hyper-parameters (e.g. `{'lr_scale': f32[K]}`). Other keys are for
+      the method's `augment_fn` / `loss_fn`.
+    shared: values shared by every copy (e.g. OHL's policy logits).
+    images, labels: the device-resident train split (uint8 NHWC, int32).
+    order: the epoch's example order: [N] when all copies read the same batches, [K, N] else.
+    step: the global int32 step; the batch and every random draw derive from it.
+  """
+
+  hparams: Any
+  shared: Any
+  images: jax.Array
+  labels: jax.Array
+  order: jax.Array
+  step: jax.Array
+
+  @staticmethod
+  def axes(same_batch: bool = True) -> "StepInputs":
+    """The `in_axes` prefix of `StepInputs` for `Population.map`: 0 = per copy, None = shared."""
+    return StepInputs(
+      hparams=0, shared=None, images=None, labels=None, order=None if same_batch else 0, step=None
+    )
+
+
+@flax.struct.dataclass
+class EvalInputs:
+  """What an eval step reads: per-copy `hparams` (for `hparams['model']`) and a padded split
+  (`eval_batches`: images [nb, bs, ...], labels [nb, bs], mask [nb, bs])."""
+
+  hparams: Any
+  images: jax.Array
+  labels: jax.Array
+  mask: jax.Array
+
+  @staticmethod
+  def axes() -> "EvalInputs":
+    return EvalInputs(hparams=0, images=None, labels=None, mask=None)
+
+
+def model_inputs(hparams) -> dict:
+  """The per-copy keyword arguments of the model (`hparams['model']`, default none)."""
+  return dict(hparams.get("model", {})) if isinstance(hparams, dict) else {}
 
 
 def _axis_slice(x, data_axis: str | None):
@@ -107,18 +204,27 @@ def make_train_step(
   augment_fn: Callable | None = None,
   loss_fn: Callable | None = None,
 ) -> Callable:
-  """Returns `train_step(state, hparams, shared, images, labels, order, step)`.
+  """Returns `train_step(state, inputs: StepInputs) -> (state, metrics)` for ONE copy.
 
-  `order` is the epoch's example order (`pipeline.epoch_permutation`, computed once per epoch by
-  the caller: a 50k permutation per step would cost more than a small proxy net's step); step s
-  reads `order[(s % steps_per_epoch) * batch_size :][:batch_size]`.
+  `inputs.order` is the epoch's example order (`pipeline.epoch_permutation`, computed once per
+  epoch by the caller: a 50k permutation per step would cost more than a small proxy net's step);
+  step s reads `order[(s % steps_per_epoch) * batch_size :][:batch_size]`.
 
   `augment_fn(key, images_u8, hparams, shared, aux) -> (images_u8, aux)` runs after crop/flip
   (OHL's sampled pairs); `loss_fn(logits, labels, hparams, shared) -> per-example loss` replaces
-  cross-entropy (AM-LFS). `hparams['lr_scale']`, when present, scales this copy's updates.
+  cross-entropy (AM-LFS). `hparams['model']` goes to the model, `hparams['optim']` to the
+  optimizer's injected hyper-parameters (see `StepInputs`).
   """
 
-  def train_step(state: CopyState, hparams, shared, images, labels, order, step):
+  def train_step(state: CopyState, inputs: StepInputs):
+    hparams, shared, images, labels, order, step = (
+      inputs.hparams,
+      inputs.shared,
+      inputs.images,
+      inputs.labels,
+      inputs.order,
+      inputs.step,
+    )
     steps_per_epoch = images.shape[0] // batch_size
     start = (step % steps_per_epoch) * batch_size
     idx = _axis_slice(jax.lax.dynamic_slice_in_dim(order, start, batch_size), data_axis)
@@ -142,6 +248,7 @@ def make_train_step(
         train=True,
         mutable=["batch_stats"],
         rngs={"dropout": k_drop},
+        **model_inputs(hparams),
       )
       if loss_fn is None:
         per_example = cross_entropy(logits, y, num_classes, label_smoothing)
@@ -157,9 +264,9 @@ def make_train_step(
       )
       # aux holds additive per-copy accumulators: sum what every batch shard added.
       aux = jax.tree.map(lambda new, old: old + jax.lax.psum(new - old, data_axis), aux, state.aux)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    if isinstance(hparams, dict) and "lr_scale" in hparams:
-      updates = jax.tree.map(lambda u: u * hparams["lr_scale"], updates)
+    opt_hparams = hparams.get("optim", {}) if isinstance(hparams, dict) else {}
+    opt_state = set_optimizer_hparams(state.opt_state, opt_hparams)
+    updates, opt_state = tx.update(grads, opt_state, state.params)
     new_state = state.replace(
       step=state.step + 1,
       params=optax.apply_updates(state.params, updates),
@@ -173,24 +280,27 @@ def make_train_step(
 
 
 def make_eval_step(model, *, num_classes: int, resolution: int, dtype, data_axis=None) -> Callable:
-  """Returns `eval_step(state, images[nb,bs,...], labels[nb,bs], mask[nb,bs]) -> metrics`.
+  """Returns `eval_step(state, inputs: EvalInputs) -> {'accuracy', 'loss'}` for ONE copy.
 
   All batches of a split in one call (`lax.scan`); `mask` marks real examples in the padded
   last batch, so accuracy is exact for any split size.
   """
 
-  def eval_step(state: CopyState, images, labels, mask):
+  def eval_step(state: CopyState, inputs: EvalInputs):
     variables = {"params": state.params, "batch_stats": state.batch_stats}
+    extra = model_inputs(inputs.hparams)
 
     def body(totals, batch):
       x, y, m = (_axis_slice(b, data_axis) for b in batch)
-      logits = model.apply(variables, pipeline.normalize(x, dtype, resolution), train=False)
+      x = pipeline.normalize(x, dtype, resolution)
+      logits = model.apply(variables, x, train=False, **extra)
       correct = jnp.sum((jnp.argmax(logits, -1) == y) * m)
       loss = jnp.sum(cross_entropy(logits, y, num_classes) * m)
       return (totals[0] + correct, totals[1] + loss, totals[2] + jnp.sum(m)), None
 
     zero = jnp.zeros((), jnp.float32)
-    (correct, loss, count), _ = jax.lax.scan(body, (zero, zero, zero), (images, labels, mask))
+    batches = (inputs.images, inputs.labels, inputs.mask)
+    (correct, loss, count), _ = jax.lax.scan(body, (zero, zero, zero), batches)
     if data_axis is not None:
       correct, loss, count = jax.lax.psum((correct, loss, count), data_axis)
     return {"accuracy": correct / count, "loss": loss / count}

@@ -13,6 +13,8 @@ parser.add_argument("--devices", type=int, default=1)
 parser.add_argument("--size", type=int, default=4)
 parser.add_argument("--steps", type=int, default=3)
 parser.add_argument("--mapping", default="loop")
+parser.add_argument("--model", default="tiny_cnn")
+parser.add_argument("--no-augment", action="store_true")
 parser.add_argument("--process-id", type=int, default=0)
 parser.add_argument("--num-processes", type=int, default=1)
 parser.add_argument("--port", type=int, default=0)
@@ -35,7 +37,9 @@ from population_fixtures import run_population  # noqa: E402
 from jaxml.population import Population, to_host  # noqa: E402
 
 pop = Population(args.size, args.mapping)
-state, metrics, evals = run_population(pop, steps=args.steps)
+state, metrics, evals = run_population(
+  pop, steps=args.steps, model=args.model, random_augment=not args.no_augment
+)
 params = to_host(state.params)
 digest = {
   "mesh": dict(pop.mesh.shape),

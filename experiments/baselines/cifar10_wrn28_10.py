@@ -8,7 +8,6 @@ dropout 0 (the paper's 3.89% setting without dropout uses the same schedule).
 """
 
 from jaxml import configs
-from jaxml.errors import ConfigError
 
 
 def get_config(arg: str | None = None):
@@ -24,9 +23,7 @@ def get_config(arg: str | None = None):
     decay_factor=0.2,
   )
   c.num_epochs = 200.0
-  if arg == "smoke":
+  if "smoke" in configs.parse_variants(arg, ("smoke",), name="baselines/cifar10_wrn28_10"):
     # WRN-28-10 is far too big for a CPU smoke run: WRN-10-1 at 16x16 on a 10% subset.
     configs.shrink_for_cpu(c, "wrn", depth=10, width=1, dropout=0.0)
-  elif arg not in (None, ""):
-    raise ConfigError(f"unknown config arg {arg!r} for cifar10_wrn28_10 (valid: smoke)")
   return c

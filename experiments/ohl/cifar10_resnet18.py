@@ -13,11 +13,14 @@ schedule), standard crop/flip before the sampled pair.
 
 import pathlib
 
-from jaxml.methods.ohl import ohl_experiment
+from jaxml import config_cli
+from jaxml.methods import ohl
 
 # Model, data and schedule come from the matching plain-training recipe.
 BASELINE = pathlib.Path(__file__).resolve().parents[1] / "baselines" / "cifar10_resnet18.py"
 
 
 def get_config(arg: str | None = None):
-  return ohl_experiment(BASELINE, arg, "cifar10_resnet18")
+  return ohl.experiment(
+    lambda a: config_cli.load_config_file(f"{BASELINE}:{a}"), arg, "cifar10_resnet18"
+  )

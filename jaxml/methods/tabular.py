@@ -1,7 +1,9 @@
 """Tabular NAS on NAS-Bench-201: many seeds of several searches, each in one jitted vmapped call.
 
-For every method in `config.methods` the search runs `num_seeds` independent times for
-N = max(queries, query_sweep) queries (one `jax.vmap` over per-seed keys inside one `jax.jit`).
+For every method in `config.methods` the ask/tell search (`jaxml.search`) runs `num_seeds`
+independent times for N = max(queries, query_sweep) queries through the tabular driver
+(`jaxml.search.driver`: a `lax.scan` of ask -> table lookup -> tell, one `jax.vmap` over per-seed
+keys inside one `jax.jit`).
 Because no search here changes behaviour with its total budget, the result after n <= N queries
 is the prefix of that run (`SearchResult.best_after`), which gives the whole query sweep from one
 run. Each seed returns the best architecture it *queried* by its own fitness.
@@ -23,7 +25,6 @@ summary.json:
 Re-running on a finished workdir with the same config returns its summary without recomputing.
 """
 
-import functools
 import json
 import pathlib
 import time
@@ -32,18 +33,22 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxml.benchmarks import nb201
 from jaxml.errors import ConfigError
 from jaxml.metrics.writers import RunWriter, to_jsonable
-from jaxml.search import evaluator as ev
-from jaxml.search import evolution, random_search, spos_evolution, tabular_reinforce
+from jaxml.nasbench import nb201
+from jaxml.search import driver
+from jaxml.search.random_search import RandomSearch
+from jaxml.search.regularized_evolution import RegularizedEvolution
+from jaxml.search.reinforce_search import ReinforceSearch
+from jaxml.search.spos_evolution import SPOSEvolution
+from jaxml.spaces import NB201Space
 
-# name -> (search function, config section with its hyper-parameters or None)
+# name -> (ask/tell search, config section with its hyper-parameters or None)
 SEARCHES = {
-  "random": (random_search.random_search, None),
-  "rea": (evolution.regularized_evolution, "rea"),
-  "reinforce": (tabular_reinforce.reinforce_search, "reinforce"),
-  "spos": (spos_evolution.spos_evolution, "spos"),
+  "random": (RandomSearch, None),
+  "rea": (RegularizedEvolution, "rea"),
+  "reinforce": (ReinforceSearch, "reinforce"),
+  "spos": (SPOSEvolution, "spos"),
 }
 LABELS = {"random": "RS", "rea": "REA", "reinforce": "REINFORCE", "spos": "SPOS-EA"}
 MAX_QUERY_RECORDS = 50_000_000  # every query is kept (28 bytes each) for the query sweep
@@ -123,15 +128,17 @@ def hparams(config, name: str) -> dict:
   return {} if section is None else dict(config[section].to_dict())
 
 
-def run_seeds(name: str, keys: jax.Array, evaluate, num_queries: int, **hp) -> ev.SearchResult:
-  """All seeds of one search in one jitted vmapped call (compiled fresh; see `compile_seeds`)."""
-  return compile_seeds(name, keys, evaluate, num_queries, **hp)(keys, evaluate)
-
-
-def compile_seeds(name: str, keys, evaluate, num_queries: int, **hp):
-  """AOT-compiles `vmap(search)` over keys, so compile time can be timed apart from run time."""
-  fn = functools.partial(SEARCHES[name][0], num_queries=num_queries, **hp)
-  return jax.jit(jax.vmap(fn, in_axes=(0, None))).lower(keys, evaluate).compile()
+def algorithm(name: str, num_queries: int, **hp) -> driver.SearchAlgorithm:
+  """The search `name` over NAS-Bench-201 with hyper-parameters `hp` (its config section)."""
+  if name == "random":
+    # Independent draws: the whole budget in one ask (one flat draw, so the first n of N draws
+    # are the n-query run) compiles in a fraction of a 500-step scan's time.
+    hp = {**hp, "ask_size": num_queries}
+  if name == "spos":
+    # Remember every evaluation of the run (whole generations) for duplicate rejection.
+    p = hp["population_size"]
+    hp = {**hp, "history_size": -(-num_queries // p) * p}
+  return SEARCHES[name][0](NB201Space(), **hp)
 
 
 def _stats(table: nb201.NB201Table, enc: np.ndarray, dataset: str) -> dict:
@@ -197,7 +204,7 @@ def run(config, workdir: str) -> dict:
   writer = RunWriter(workdir)
   writer.truncate_after(-1)  # a rerun rewrites every row (results are deterministic)
   writer.write_config(config)
-  evaluate = ev.nb201_evaluator(table, config.dataset)
+  evaluate = driver.nb201_evaluator(table, config.dataset)
   budgets = _budgets(config)
   n_max = budgets[-1]
   optimum = table.optimum(config.dataset)
@@ -212,10 +219,10 @@ def run(config, workdir: str) -> dict:
   }
   curves = {}
   for name in config.methods:
-    keys = ev.seed_keys(config.seed, config.num_seeds, stream=list(SEARCHES).index(name))
+    keys = driver.seed_keys(config.seed, config.num_seeds, stream=list(SEARCHES).index(name))
     hp = hparams(config, name)
     t0 = time.perf_counter()
-    compiled = compile_seeds(name, keys, evaluate, n_max, **hp)
+    compiled = driver.compile_seeds(algorithm(name, n_max, **hp), keys, evaluate, n_max)
     t1 = time.perf_counter()
     result = jax.block_until_ready(compiled(keys, evaluate))
     t2 = time.perf_counter()

@@ -9,6 +9,23 @@ Names (model-specific config fields and their defaults in brackets):
 * 'wrn' [depth=28, width=10, dropout=0.0]: WRN-depth-width (Zagoruyko & Komodakis 2016).
 * 'tiny_cnn' [width=8]: 3 conv-BN-ReLU layers, pool, dense; a proxy for tests and benchmarks.
 
+Search-space networks (`jaxml.spaces`; float32 only):
+
+* 'nb201' [channels=16, cells_per_stage=5, arch='']: the NAS-Bench-201 `TinyNetwork`.
+* 'darts_cells' [channels=36, layers=20, stem_multiplier=3, arch='']: the DARTS CIFAR network.
+* 'econas_cells' [channels=36, cells_per_stage=6, num_nodes=5, stem_multiplier=3, arch='']: the
+  EcoNAS (NASNet-style) network.
+
+`arch=''` builds the space's ARRAY build: one module for every architecture of the space, called
+with the architecture as the keyword argument `encoding` (int32[L]); the engine passes it per
+copy from `hparams['model']['encoding']`, so K copies of K different cells are one population.
+`arch` set to one architecture in the paper's notation (`space.from_string`: the NB201 arch
+string, e.g. '|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|', or a
+DARTS `Genotype(...)` repr) builds the FIXED build of that cell (only its ops, no `encoding`
+argument): train one cell with `--config.model.arch='|nor_conv_3x3~0|+|...|'` in an experiment
+whose `config.model` is `default_model_config('nb201')` (a config without the `arch` field
+cannot take that override).
+
 Every module is called as `module.apply(variables, x, train=..., mutable=..., rngs=...)` with
 float NHWC `x`, keeps BN statistics in 'batch_stats', and returns float32 logits.
 """
@@ -26,10 +43,12 @@ import ml_collections
 from jaxml.errors import ConfigError
 from jaxml.models.resnet import ResNet, ResNet18, ResNet34, TinyCNN, cifar_resnet
 from jaxml.models.wrn import WideResNet
+from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
 
 __all__ = [
   "DTYPES",
   "MODEL_NAMES",
+  "SPACE_MODELS",
   "ResNet",
   "TinyCNN",
   "WideResNet",
@@ -48,8 +67,18 @@ _FIELDS: dict[str, dict[str, Any]] = {
   "cifar_resnet": {"depth": 20, "width": 16},
   "wrn": {"depth": 28, "width": 10, "dropout": 0.0},
   "tiny_cnn": {"width": 8},
+  "nb201": {"channels": 16, "cells_per_stage": 5, "arch": ""},
+  "darts_cells": {"channels": 36, "layers": 20, "stem_multiplier": 3, "arch": ""},
+  "econas_cells": {
+    "channels": 36,
+    "cells_per_stage": 6,
+    "num_nodes": 5,
+    "stem_multiplier": 3,
+    "arch": "",
+  },
 }
 MODEL_NAMES = tuple(_FIELDS)
+SPACE_MODELS = ("nb201", "darts_cells", "econas_cells")  # networks of jaxml.spaces
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -121,6 +150,8 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
       f"Model {name!r} does not accept field(s) {', '.join(unknown)}; accepted: {accepted}."
     )
   f = {**_FIELDS[name], **kwargs}
+  if name in SPACE_MODELS:
+    return _space_network(name, num_classes, dt, f)
   if name == "resnet18":
     return ResNet18(num_classes=num_classes, dtype=dt)
   if name == "resnet34":
@@ -143,6 +174,32 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
     return WideResNet(depth, width, num_classes, dropout=float(dropout), dtype=dt)
   # name == "tiny_cnn" (the only name left in _FIELDS).
   return TinyCNN(num_classes, width=_int_field(name, "width", f["width"], 1), dtype=dt)
+
+
+def _space_network(name: str, num_classes: int, dtype, f: dict) -> nn.Module:
+  """The array build (arch '') or the fixed build of `f['arch']` of a search space's network."""
+  if dtype != jnp.dtype(jnp.float32):
+    raise ConfigError(f"Model {name!r} supports dtype 'float32' only. Set config.model.dtype.")
+  ints = {k: _int_field(name, k, v, 1) for k, v in f.items() if k != "arch"}
+  if name == "nb201":
+    space = NB201Space(num_classes=num_classes, **ints)
+  elif name == "darts_cells":
+    space = DARTSSpace(num_classes=num_classes, **ints)
+  else:
+    space = EcoNASSpace(num_classes=num_classes, **ints)
+  arch = f["arch"]
+  if not isinstance(arch, str):
+    raise ConfigError(
+      f"Model {name!r}: arch must be a string in the {space.name} notation ('' for the array "
+      f"build), got {arch!r}. Set config.model.arch."
+    )
+  if not arch:
+    return space.network()
+  try:
+    encoding = space.from_string(arch)
+  except ConfigError as e:
+    raise ConfigError(f"Model {name!r}: bad config.model.arch: {e}") from e
+  return space.network(encoding)
 
 
 def default_model_config(name: str) -> ml_collections.ConfigDict:

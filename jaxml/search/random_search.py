@@ -1,19 +1,43 @@
-"""Random search (Bergstra & Bengio, 2012; the NAS-Bench-201 "RS" baseline).
+"""Random search (Bergstra & Bengio, JMLR 2012; the NAS-Bench-201 "RS" baseline), ask/tell.
 
-Draws `num_queries` architectures uniformly at random (with replacement, like the NAS-Bench-201
-baseline, so a repeated draw costs a query) and evaluates them all; the search returns the best
-one it queried (`SearchResult.best_after`). No loop is needed: the draws are independent, so the
-whole run is one batched sample and one batched evaluation.
+Every ask draws `ask_size` architectures uniformly at random from the space (with replacement,
+like the NAS-Bench-201 baseline, so a repeated draw costs a query); tell learns nothing. The
+search returns the best architecture it queried (`SearchResult.best_after`). With real training,
+`ask_size` = K copies trains K random architectures per call.
 """
 
+import dataclasses
+
 import jax
+from flax import struct
 
-from jaxml.search.evaluator import NB201_SPACE, Evaluator, SearchResult, Space
+from jaxml.errors import ConfigError
+from jaxml.spaces.base import SearchSpace
 
 
-def random_search(
-  key: jax.Array, evaluate: Evaluator, num_queries: int, space: Space = NB201_SPACE
-) -> SearchResult:
-  """One run of random search with `num_queries` queries (static); vmap over keys for seeds."""
-  history = space.sample(key, num_queries)
-  return SearchResult(history=history, fitness=evaluate(history))
+@struct.dataclass
+class State:
+  """Random search keeps no state (an empty pytree)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSearch:
+  """Uniform sampling of `ask_size` architectures of `space` per ask."""
+
+  space: SearchSpace
+  ask_size: int = 1
+
+  def __post_init__(self):
+    if self.ask_size < 1:
+      raise ConfigError(f"random search needs ask_size >= 1, got {self.ask_size}")
+
+  def init(self, key: jax.Array) -> State:
+    del key
+    return State()
+
+  def ask(self, state: State, key: jax.Array) -> tuple[State, jax.Array]:
+    return state, self.space.sample(key, self.ask_size)
+
+  def tell(self, state: State, candidates: jax.Array, fitness: jax.Array) -> State:
+    del candidates, fitness
+    return state

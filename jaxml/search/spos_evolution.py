@@ -1,35 +1,56 @@
-"""Evolutionary architecture search of Single Path One-Shot NAS (Guo et al., ECCV 2020, Alg. 1).
+"""Evolutionary architecture search of Single Path One-Shot NAS (Guo et al., ECCV 2020, Alg. 1),
+ask/tell: one ask is one generation of P candidates.
 
     P_0 <- P random architectures; TopK <- {}
     for generation t = 1, 2, ...:
-      evaluate P_{t-1}; TopK <- best k of TopK ∪ P_{t-1}
-      P_crossover <- n = P/2 uniform crossovers of two parents drawn from TopK
+      evaluate P_{t-1}; TopK <- best k of TopK ∪ P_{t-1}                  (tell)
+      P_crossover <- n = P/2 uniform crossovers of two parents drawn from TopK      (ask)
       P_mutation  <- m = P/2 mutations of a parent from TopK, each gene changed with prob 0.1
       P_t <- P_crossover ∪ P_mutation
     return the best of TopK
 
-Candidates that violate the space's constraints (`Space.is_valid`) or duplicate an architecture
-already evaluated (or one earlier in the same generation) are rejected, as in the official code
-(megvii-model/SinglePathOneShot, `vis_dict`), which retries up to 10x the wanted number and then
-fills the generation with random architectures. With fixed shapes this becomes: draw
-`max_tries * n` crossover, `max_tries * m` mutation and `max_tries * P` random candidates at once,
-drop the rejected ones, keep the first n crossovers, the first m mutations and fill the rest with
-random ones. Only if fewer than P new candidates exist at all (a nearly exhausted, tiny space)
-are rejected ones evaluated again (valid repeats first), so a query budget is never left unused.
-One deliberate difference: the official mutation redraws a fired gene uniformly (it may keep its
-value); here a fired gene always changes (`Space.mutate`, e.g. `nb201_encoding.mutate`).
+Candidates that violate the space's constraints (`SearchSpace.is_valid`) or duplicate an
+architecture already evaluated (or one earlier in the same generation) are rejected, as in the
+official code (megvii-model/SinglePathOneShot, `vis_dict`), which retries up to 10x the wanted
+number and then fills the generation with random architectures. With fixed shapes this becomes:
+draw `max_tries * n` crossover, `max_tries * m` mutation and `max_tries * P` random candidates at
+once, drop the rejected ones, keep the first n crossovers, the first m mutations and fill the
+rest with random ones. Only if fewer than P new candidates exist at all (a nearly exhausted,
+tiny space) are rejected ones asked again (valid repeats first), so a query budget is never left
+unused. One deliberate difference: the official mutation redraws a fired gene uniformly (it may
+keep its value); here a fired gene always changes (`SearchSpace.mutate`).
 
-Each evaluation is one query. The run is `ceil(num_queries / P)` generations (one `lax.scan` step
-each); `SearchResult` keeps the first `num_queries` evaluations, so the last generation may be
-cut (with a real-training evaluator, pick `num_queries` as a multiple of P to avoid evaluating
-the cut candidates). The search returns the best architecture it queried (= best of TopK).
-Duplicates are found by sorting `Space.key`s, O((P + history) log history) per generation.
+"Already evaluated" means: among the last `history_size` told architectures (a ring buffer of
+their `SearchSpace.uid`s; give it the whole budget, e.g. 20 generations x 50, the paper's run).
+Duplicates are found by sorting it, O((P + history) log history) per generation. The search
+returns the best architecture it queried (= best of TopK).
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
-from jaxml.search.evaluator import NB201_SPACE, Evaluator, SearchResult, Space, randint
+from jaxml.errors import ConfigError
+from jaxml.spaces.base import SearchSpace, randint
+
+
+@struct.dataclass
+class State:
+  """TopK, the ids of evaluated architectures, and the generation count.
+
+  Attributes:
+    top_encodings: int32 [k, L] the best k architectures told so far (zeros before any).
+    top_fitness: float32 [k], descending (-inf for empty places).
+    seen: int32 [history_size] uids of told architectures, in telling order; -1 = free.
+    generation: int32, the number of generations told.
+  """
+
+  top_encodings: jax.Array
+  top_fitness: jax.Array
+  seen: jax.Array
+  generation: jax.Array
 
 
 def _first_occurrence(keys: jax.Array) -> jax.Array:
@@ -50,11 +71,11 @@ def _select(space, cands, groups, quotas, seen_sorted, size):
   """Picks `size` rows of `cands`: per group g the first quotas[g] new ones, random fills the rest.
 
   `groups` (static tuple of lengths) splits `cands` into consecutive blocks; the last block is the
-  random fill. A candidate is new if valid, unseen and the first of its key among `cands`.
+  random fill. A candidate is new if valid, unseen and the first of its uid among `cands`.
   """
-  keys = space.key(cands)
+  uids = space.uid(cands)
   valid = space.is_valid(cands)
-  new = valid & _first_occurrence(keys) & ~_is_member(keys, seen_sorted)
+  new = valid & _first_occurrence(uids) & ~_is_member(uids, seen_sorted)
   take, start, taken = [], 0, 0
   for length, quota in zip(groups, quotas, strict=True):
     block = new[start : start + length]
@@ -72,52 +93,69 @@ def _select(space, cands, groups, quotas, seen_sorted, size):
   return cands[order[:size]]
 
 
-def spos_evolution(
-  key: jax.Array,
-  evaluate: Evaluator,
-  num_queries: int,
-  population_size: int = 50,
-  topk: int = 10,
-  mutation_prob: float = 0.1,
-  max_tries: int = 10,
-  space: Space = NB201_SPACE,
-) -> SearchResult:
-  """One run of SPOS evolution with `num_queries` evaluations; ints static. vmap over keys."""
-  p = population_size
-  if not 2 <= p <= num_queries:
-    raise ValueError(f"need 2 <= population_size ({p}) <= {num_queries} queries")
-  if not 1 <= topk <= p:
-    raise ValueError(f"need 1 <= topk ({topk}) <= population_size ({p})")
-  n_cross, n_mut = p // 2, p - p // 2
-  nx, nm, nr = max_tries * n_cross, max_tries * n_mut, max_tries * p
-  generations = -(-num_queries // p)
+@dataclasses.dataclass(frozen=True)
+class SPOSEvolution:
+  """SPOS evolution over `space`: P per generation, TopK k, per-gene mutation probability."""
 
-  def generation(carry, xs):
-    top_enc, top_fit, seen = carry
-    k, g = xs
-    parents = top_enc[randint(k[0], (2 * nx + nm,), topk)]
-    crossed = space.crossover(k[1], parents[:nx], parents[nx : 2 * nx])
-    mutated = space.mutate(k[2], parents[2 * nx :], mutation_prob)
-    rand = space.sample(k[3], nr)
+  space: SearchSpace
+  population_size: int = 50
+  topk: int = 10
+  mutation_prob: float = 0.1
+  max_tries: int = 10
+  history_size: int = 1000
+
+  def __post_init__(self):
+    p, h = self.population_size, self.history_size
+    if p < 2:
+      raise ConfigError(f"SPOS evolution needs population_size >= 2, got {p}")
+    if not 1 <= self.topk <= p:
+      raise ConfigError(f"SPOS evolution needs 1 <= topk ({self.topk}) <= population_size ({p})")
+    if not 0.0 <= self.mutation_prob <= 1.0:
+      raise ConfigError(f"SPOS mutation_prob must lie in [0, 1], got {self.mutation_prob}")
+    if self.max_tries < 1:
+      raise ConfigError(f"SPOS max_tries must be >= 1, got {self.max_tries}")
+    if h < p or h % p:
+      raise ConfigError(f"SPOS history_size ({h}) must be a positive multiple of {p} (P)")
+
+  @property
+  def ask_size(self) -> int:
+    return self.population_size
+
+  def init(self, key: jax.Array) -> State:
+    del key  # generation 0 is drawn by the first ask
+    return State(
+      top_encodings=jnp.zeros((self.topk, self.space.encoding_length), jnp.int32),
+      top_fitness=jnp.full((self.topk,), -jnp.inf, jnp.float32),
+      seen=jnp.full((self.history_size,), -1, jnp.int32),  # -1 is never a uid
+      generation=jnp.zeros((), jnp.int32),
+    )
+
+  def ask(self, state: State, key: jax.Array) -> tuple[State, jax.Array]:
+    p = self.population_size
+    n_cross, n_mut = p // 2, p - p // 2
+    nx, nm, nr = self.max_tries * n_cross, self.max_tries * n_mut, self.max_tries * p
+    k = jax.random.split(key, 4)  # parents, crossover, mutation, random fill
+    parents = state.top_encodings[randint(k[0], (2 * nx + nm,), self.topk)]
+    crossed = self.space.crossover(k[1], parents[:nx], parents[nx : 2 * nx])
+    mutated = self.space.mutate(k[2], parents[2 * nx :], self.mutation_prob)
+    rand = self.space.sample(k[3], nr)
     cands = jnp.concatenate([crossed, mutated, rand])
     # Generation 0 is P_0: random architectures only (TopK is still empty).
-    quotas = (jnp.where(g > 0, n_cross, 0), jnp.where(g > 0, n_mut, 0), None)
-    pop = _select(space, cands, (nx, nm, nr), quotas, jnp.sort(seen), p)
-    fit = evaluate(pop)
-    seen = jax.lax.dynamic_update_slice(seen, space.key(pop), (g * p,))
-    # TopK <- best k of TopK ∪ P_t; TopK comes first, so among ties the older one stays.
-    top_fit, best = jax.lax.top_k(jnp.concatenate([top_fit, fit]), topk)
-    top_enc = jnp.concatenate([top_enc, pop])[best]
-    return (top_enc, top_fit, seen), (pop, fit)
+    first = state.generation == 0
+    quotas = (jnp.where(first, 0, n_cross), jnp.where(first, 0, n_mut), None)
+    return state, _select(self.space, cands, (nx, nm, nr), quotas, jnp.sort(state.seen), p)
 
-  init = (
-    jnp.zeros((topk, space.num_factors), jnp.int32),
-    jnp.full((topk,), -jnp.inf, jnp.float32),
-    # Keys of every evaluated architecture in evaluation order; -1 (never a key) = free slot.
-    jnp.full((generations * p,), -1, jnp.int32),
-  )
-  # 4 keys per generation (parents, crossover, mutation, random fill), split before the loop.
-  xs = (jax.random.split(key, generations * 4).reshape(generations, 4), jnp.arange(generations))
-  _, (pops, fits) = jax.lax.scan(generation, init, xs)
-  history = pops.reshape(-1, space.num_factors)[:num_queries]
-  return SearchResult(history=history, fitness=fits.reshape(-1)[:num_queries])
+  def tell(self, state: State, candidates: jax.Array, fitness: jax.Array) -> State:
+    p = self.population_size
+    candidates = jnp.asarray(candidates, jnp.int32)
+    start = (state.generation * p) % self.history_size
+    seen = jax.lax.dynamic_update_slice(state.seen, self.space.uid(candidates), (start,))
+    # TopK <- best k of TopK ∪ P_t; TopK comes first, so among ties the older one stays.
+    fit = jnp.concatenate([state.top_fitness, jnp.asarray(fitness, jnp.float32)])
+    top_fitness, best = jax.lax.top_k(fit, self.topk)
+    return State(
+      top_encodings=jnp.concatenate([state.top_encodings, candidates])[best],
+      top_fitness=top_fitness,
+      seen=seen,
+      generation=state.generation + 1,
+    )

@@ -7,6 +7,10 @@ with `jax.random`, are jittable, and work on a single encoding `[L]` or a batch 
 (and under `jax.vmap`). A space may override them (NAS-Bench-201 delegates to
 `jaxml.spaces.nb201_encoding`).
 
+The searches of `jaxml.search` use only this part of a space: `bounds`, `sample`, `mutate`,
+`mutate_one`, `crossover`, `uid` (an integer id per encoding, to reject duplicates) and
+`is_valid` (constraints such as a FLOPs limit; none by default).
+
 Each space also gives:
 - `flops` / `params` of the network built from an encoding, computed analytically;
 - `to_string` / `from_string` in the paper's own notation (NB201 arch string, DARTS genotype);
@@ -38,6 +42,34 @@ from jaxml.errors import ConfigError
 
 # Spaces with more encodings than this refuse to enumerate.
 ENUMERATE_LIMIT = 10**6
+# Spaces with fewer encodings than this get an exact `uid` (their index); larger ones a hash.
+EXACT_UID_LIMIT = 2**31
+# 32-bit FNV-1a (Fowler, Noll, Vo): offset basis and prime.
+_FNV_OFFSET, _FNV_PRIME = 2166136261, 16777619
+
+
+def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Uniform float32 in [0, 1) of `shape`, drawn as one flat vector and reshaped.
+
+  With JAX's (partitionable) threefry a 1-D draw compiles several times faster than an N-D one,
+  and these draws sit inside every search step; the numbers are equally random.
+  """
+  return jax.random.uniform(key, (math.prod(shape),)).reshape(shape)
+
+
+def randint(key: jax.Array, shape: tuple[int, ...], n) -> jax.Array:
+  """Uniform int32 in [0, n) as floor(n * u), u from `uniform` (one cheap-to-compile draw).
+
+  `n` may be an array broadcasting against `shape` (per-position bounds). u has 2**23 equally
+  likely values, so each integer has probability 1/n up to 2**-23.
+  """
+  return jnp.minimum((uniform(key, shape) * n).astype(jnp.int32), n - 1)
+
+
+def _other_value_offset(v: jax.Array, bounds: jax.Array) -> jax.Array:
+  """An offset in 1..bound-1 from v uniform in [0, 1): added modulo the bound, it moves a value
+  to each *other* value with equal probability."""
+  return 1 + jnp.minimum((v * (bounds - 1)).astype(jnp.int32), jnp.maximum(bounds - 2, 0))
 
 
 def as_int_array(enc, what: str = "encoding") -> np.ndarray:
@@ -123,20 +155,24 @@ class SearchSpace(abc.ABC):
 
   # --- sampling and variation (jittable, [..., L]) -------------------------------------------
 
+  # Every draw here is one flat `uniform` call: N-D `jax.random.randint` / `bernoulli` /
+  # `categorical` compile several times slower, and these sit inside every search step (an
+  # REA step over DARTS compiled in 7 s with them).
+
   def sample(self, key: jax.Array, n: int) -> jax.Array:
     """int32[n, L]: n encodings drawn uniformly (independently per position)."""
-    bounds = jnp.asarray(self.bounds(), jnp.int32)
-    return jax.random.randint(key, (n, self.encoding_length), 0, bounds, dtype=jnp.int32)
+    return randint(key, (n, self.encoding_length), jnp.asarray(self.bounds(), jnp.int32))
 
   def mutate(self, key: jax.Array, enc: jax.Array, prob: float | jax.Array) -> jax.Array:
     """Each position independently, with probability `prob`, takes a different random value."""
     enc = jnp.asarray(enc, jnp.int32)
     bounds = jnp.asarray(self.bounds(), jnp.int32)
-    k_flip, k_val = jax.random.split(key)
-    flip = jax.random.bernoulli(k_flip, prob, enc.shape) & (bounds > 1)
-    # An offset in 1..bound-1 modulo bound gives each *other* value with equal probability.
-    offset = jax.random.randint(k_val, enc.shape, 1, jnp.maximum(bounds, 2), dtype=jnp.int32)
-    return jnp.where(flip, (enc + offset) % bounds, enc)
+    # One uniform u per position decides whether it changes (u < prob) and, rescaled to [0, 1)
+    # as u / prob, which other value it takes.
+    u = uniform(key, enc.shape)
+    fire = (u < prob) & (bounds > 1)
+    v = jnp.where(fire, u / jnp.where(fire, prob, 1.0), 0.0)
+    return jnp.where(fire, (enc + _other_value_offset(v, bounds)) % bounds, enc)
 
   def mutate_one(self, key: jax.Array, enc: jax.Array) -> jax.Array:
     """Exactly one position (uniform among those with a choice) takes a different value.
@@ -145,19 +181,48 @@ class SearchSpace(abc.ABC):
     """
     enc = jnp.asarray(enc, jnp.int32)
     bounds = jnp.asarray(self.bounds(), jnp.int32)
-    k_pos, k_val = jax.random.split(key)
-    logits = jnp.where(bounds > 1, 0.0, -jnp.inf)
-    pos = jax.random.categorical(k_pos, logits, shape=enc.shape[:-1])
-    hit = jax.nn.one_hot(pos, enc.shape[-1], dtype=jnp.bool_)
-    offset = jax.random.randint(k_val, enc.shape, 1, jnp.maximum(bounds, 2), dtype=jnp.int32)
-    return jnp.where(hit, (enc + offset) % bounds, enc)
+    movable = jnp.asarray(np.flatnonzero(self.bounds() > 1), jnp.int32)
+    u = uniform(key, enc.shape[:-1] + (2,))  # [..., 0]: which position, [..., 1]: which value
+    which = jnp.minimum((u[..., 0] * movable.shape[0]).astype(jnp.int32), movable.shape[0] - 1)
+    hit = jax.nn.one_hot(movable[which], enc.shape[-1], dtype=jnp.bool_)
+    return jnp.where(hit, (enc + _other_value_offset(u[..., 1:], bounds)) % bounds, enc)
 
   def crossover(self, key: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     """Uniform crossover: each gene (`crossover_unit` positions) comes from a or b with p=1/2."""
     a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32))
     unit = self.crossover_unit
-    genes = jax.random.bernoulli(key, 0.5, a.shape[:-1] + (a.shape[-1] // unit,))
+    genes = uniform(key, a.shape[:-1] + (a.shape[-1] // unit,)) < 0.5
     return jnp.where(jnp.repeat(genes, unit, axis=-1), a, b)
+
+  # --- identity and constraints (jittable, [..., L]) -----------------------------------------
+
+  def uid(self, enc: jax.Array) -> jax.Array:
+    """int32[...]: a non-negative id per encoding, used by searches to reject duplicates.
+
+    Exact when the space has fewer than 2**31 members: the encoding's row in `enumerate`
+    (mixed radix, position 0 most significant; NB201's base-5 index). Larger spaces (DARTS,
+    EcoNAS) get a 31-bit FNV-1a hash of the positions: two encodings share an id with
+    probability about 2**-31, and a collision only makes a search reject a new candidate as
+    if it had been seen.
+    """
+    enc = jnp.asarray(enc, jnp.int32)
+    if self.size < EXACT_UID_LIMIT:
+      bounds = self.bounds().astype(np.int64)
+      place = np.concatenate([np.cumprod(bounds[::-1])[::-1][1:], [1]]).astype(np.int32)
+      return jnp.sum(enc * jnp.asarray(place), axis=-1)
+    h = jnp.full(enc.shape[:-1], _FNV_OFFSET, jnp.uint32)
+    for i in range(self.encoding_length):
+      h = (h ^ enc[..., i].astype(jnp.uint32)) * jnp.uint32(_FNV_PRIME)
+    return (h >> 1).astype(jnp.int32)
+
+  def is_valid(self, enc: jax.Array) -> jax.Array:
+    """bool[...]: whether encodings meet the space's constraints beyond the position ranges.
+
+    None here (all True); a constrained space (e.g. the FLOPs limit of SPOS's search) overrides
+    this with a jittable test. SPOS evolution (`jaxml.search.spos_evolution`) rejects invalid
+    candidates; random search, REA and REINFORCE assume an unconstrained space.
+    """
+    return jnp.ones(jnp.shape(enc)[:-1], bool)
 
   def enumerate(self) -> np.ndarray:
     """int32[size, L]: every encoding, in mixed-radix order (position 0 most significant)."""

@@ -8,14 +8,14 @@ order of the benchmark's architecture string
    (1,0)  (2,0)  (2,1)  (3,0)  (3,1)  (3,2)
 
 and `encoding_to_index` reads an encoding as a base-5 number with edge 0 most significant, which is
-the row index of dense ground-truth tables (`jaxml.benchmarks.nb201`).
+the row index of dense ground-truth tables (`jaxml.nasbench.nb201`).
 
 String conversion and validation are host-side (numpy, raise `ConfigError`); sampling, mutation,
 crossover and index conversion are pure jnp functions, jittable and vmappable, that act on the
-last axis of `[..., 6]` int32 arrays.
+last axis of `[..., 6]` int32 arrays. Their random numbers come from one flat draw each
+(`jaxml.spaces.base.uniform`), which keeps the compiled search steps small.
 """
 
-import math
 import re
 
 import jax
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml.errors import ConfigError
+from jaxml.spaces.base import randint, uniform
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
@@ -135,24 +136,9 @@ def enumerate_all() -> np.ndarray:
   return index_to_encoding(np.arange(NUM_ARCHS))
 
 
-def _uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """Uniform float32 in [0, 1) of `shape`, drawn as one flat vector and reshaped.
-
-  With JAX's (partitionable) threefry a 1-D draw compiles several times faster than an N-D one,
-  and these functions sit inside every search step; the numbers are equally random.
-  """
-  return jax.random.uniform(key, (math.prod(shape),)).reshape(shape)
-
-
-def _randint(key: jax.Array, shape: tuple[int, ...], n: int) -> jax.Array:
-  """Uniform int32 in [0, n) as floor(n * u): u has 2**23 equally likely values, so each integer
-  has probability 1/n up to 2**-23 (one random call, cheap to compile)."""
-  return jnp.minimum((_uniform(key, shape) * n).astype(jnp.int32), n - 1)
-
-
 def sample(key: jax.Array, n: int) -> jax.Array:
   """n encodings uniformly at random from the space: int32[n, 6]."""
-  return _randint(key, (n, NUM_EDGES), NUM_OPS)
+  return randint(key, (n, NUM_EDGES), NUM_OPS)
 
 
 def mutate(key: jax.Array, enc: jax.Array, prob: float) -> jax.Array:
@@ -166,7 +152,7 @@ def mutate(key: jax.Array, enc: jax.Array, prob: float) -> jax.Array:
   # One uniform draw per edge decides both whether it fires (u < prob) and, given that it fires
   # (u / prob is then uniform in [0, 1)), which of the NUM_OPS - 1 other ops it takes. One random
   # call instead of two keeps the compiled program small.
-  u = _uniform(key, enc.shape)
+  u = uniform(key, enc.shape)
   fire = u < prob
   v = jnp.where(fire, u / jnp.where(fire, prob, 1.0), 0.0)
   shift = 1 + jnp.minimum((v * (NUM_OPS - 1)).astype(jnp.int32), NUM_OPS - 2)
@@ -181,7 +167,7 @@ def mutate_one(key: jax.Array, enc: jax.Array) -> jax.Array:
   """
   enc = jnp.asarray(enc, jnp.int32)
   # One draw r uniform over the NUM_EDGES * (NUM_OPS - 1) (edge, other op) pairs.
-  r = _randint(key, enc.shape[:-1], NUM_EDGES * (NUM_OPS - 1))
+  r = randint(key, enc.shape[:-1], NUM_EDGES * (NUM_OPS - 1))
   edge, shift = r // (NUM_OPS - 1), 1 + r % (NUM_OPS - 1)
   hit = jax.nn.one_hot(edge, NUM_EDGES, dtype=jnp.bool_)
   return jnp.where(hit, (enc + shift[..., None]) % NUM_OPS, enc)
@@ -192,4 +178,4 @@ def crossover(key: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
   a = jnp.asarray(a, jnp.int32)
   b = jnp.asarray(b, jnp.int32)
   shape = jnp.broadcast_shapes(a.shape, b.shape)
-  return jnp.where(_uniform(key, shape) < 0.5, a, b)
+  return jnp.where(uniform(key, shape) < 0.5, a, b)

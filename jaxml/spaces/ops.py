@@ -27,7 +27,9 @@ import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 # PyTorch's BatchNorm2d defaults: momentum 0.1 (Flax's momentum is 1 - that), eps 1e-5.
 BN_MOMENTUM = 0.9
@@ -177,8 +179,24 @@ class Pool(nn.Module):
     w, s = (self.window, self.window), (self.stride, self.stride)
     pad = _same(self.window)
     if self.kind == "avg":
-      return nn.avg_pool(x, w, s, padding=pad, count_include_pad=False)
+      total = nn.pool(x, 0.0, jax.lax.add, w, s, pad)
+      return total / _window_counts(x.shape[1:3], self.window, self.stride, pad[0][0])
     return nn.max_pool(x, w, s, padding=pad)  # pads with -inf, like PyTorch
+
+
+def _window_counts(hw, window: int, stride: int, pad: int) -> np.ndarray:
+  """float32 [1, H', W', 1]: how many real (unpadded) pixels each pooling window covers.
+
+  The divisor of an average that does not count padding (PyTorch's count_include_pad=False).
+  Computed here in numpy: `nn.avg_pool` pools a ones array instead, which XLA constant-folds
+  with its slow evaluator (over 1 s per pooling op measured on the NB201 array build).
+  """
+
+  def counts(n):
+    starts = np.arange(0, n + 2 * pad - window + 1, stride) - pad
+    return np.minimum(starts + window, n) - np.maximum(starts, 0)
+
+  return np.outer(counts(hw[0]), counts(hw[1])).astype(np.float32)[None, :, :, None]
 
 
 class FactorizedReduce(nn.Module):

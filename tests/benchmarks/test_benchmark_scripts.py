@@ -103,3 +103,50 @@ def test_bad_arguments_raise_config_error(script, argv):
   jax.devices()  # make sure the backend is initialised, as in a long pytest session
   with pytest.raises(ConfigError):
     load_script(script).main(argv)
+
+
+def test_architecture_builds_quick_with_a_stub_network(tmp_path, monkeypatch):
+  """The array-vs-fixed comparison end to end, through the production Engine, with the NB201
+  network replaced by a tiny encoding-aware MLP (the NB201 compiles alone take ~1 min on 2 CPU
+  cores; the network and the population of cells are tested in tests/test_architectures.py)."""
+  import flax.linen as nn
+  import jax.numpy as jnp
+
+  class StubCell(nn.Module):
+    """Logits scaled by 1 + sum(encoding): an array build (encoding input) or a fixed cell."""
+
+    arch: tuple[int, ...] | None = None
+
+    @nn.compact
+    def __call__(self, x, encoding=None, train: bool = False):
+      del train
+      enc = jnp.asarray(self.arch if encoding is None else encoding, jnp.float32)
+      return nn.Dense(10)(x.reshape(x.shape[0], -1)) * (1.0 + jnp.sum(enc) / 24.0)
+
+  bench = load_script("architecture_builds")
+  stub = lambda args, cell=None: StubCell(None if cell is None else tuple(int(v) for v in cell))
+  monkeypatch.setattr(bench, "nb201_model", stub)
+  out = tmp_path / "architectures.json"
+  payload = bench.main(["--quick", "--epochs", "1,5", "--out", str(out)])
+  assert json.loads(out.read_text()) == payload
+  records = {(r["build"], r["mapping"]): r for r in payload["records"]}
+  assert set(records) == {("array", "loop"), ("array", "vmap"), ("fixed", "loop")}
+  for r in records.values():
+    assert set(bench.RECORD_KEYS) <= set(r)
+    assert r["k"] == 2 and r["backend"] == "cpu" and r["fast_compile"] is True
+    assert len(set(r["cells"])) == 2
+    check_positive_rates(r, ("img_per_s", "step_ms", "compile_s", "init_s"))
+    # img/s counts the K copies' images of one round; totals project compile + init + steps.
+    assert r["img_per_s"] == pytest.approx(2 * 4e3 / r["step_ms"], rel=1e-2)
+    steps = r["steps_per_epoch"] * r["step_ms"] / 1e3
+    assert r["total_s"]["5"] == pytest.approx(r["compile_s"] + r["init_s"] + 5 * steps, rel=1e-2)
+  assert records[("array", "loop")]["compiles"] == 1 and records[("fixed", "loop")]["compiles"] == 2
+  assert set(payload["winners"]) == {"1", "5"}
+
+
+@pytest.mark.parametrize(
+  "argv", [["--mappings", "pmap"], ["--k", "0"], ["--epochs", "0"], ["--image", "10"]]
+)
+def test_architecture_builds_bad_arguments(argv):
+  with pytest.raises(ConfigError):
+    load_script("architecture_builds").main(argv)

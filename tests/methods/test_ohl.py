@@ -57,7 +57,7 @@ def test_outputs_and_theta_moves(full_run):
     "config.json",
     "metrics.jsonl",
     "summary.json",
-    "theta.npz",
+    "trunks.npz",
     "top_pairs.json",
     "plots/theta.png",
     "plots/curves.png",
@@ -69,10 +69,11 @@ def test_outputs_and_theta_moves(full_run):
   assert 0.0 <= summary["test_accuracy"] <= 1.0
   # The final model is the best copy of the last trunk, broadcast to all and evaluated alone.
   assert summary["val_accuracy"] == pytest.approx(summary["best_val_per_trunk"][-1], abs=1e-6)
-  with np.load(workdir / "theta.npz") as f:
+  with np.load(workdir / "trunks.npz") as f:
     theta = f["theta"]
     assert theta.shape == (3, ohl_space.NUM_PAIRS)
-    assert len(f["names"]) == ohl_space.NUM_PAIRS
+    np.testing.assert_array_equal(f["rewards"], summary["rewards"])
+    np.testing.assert_array_equal(f["best_copy"], summary["best_copy_per_trunk"])
   assert summary["theta_kl_from_uniform"] > 1e-4  # REINFORCE moved theta
   assert not np.allclose(theta[0], theta[-1])
   probs = [p["prob"] for p in summary["top_pairs"]]
@@ -83,24 +84,25 @@ def test_outputs_and_theta_moves(full_run):
 def test_augment_fn_counts_and_shapes():
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)), jnp.uint8)
   logits = jnp.zeros((1, ohl_space.NUM_PAIRS))
-  aux = {"counts": jnp.zeros((ohl_space.NUM_PAIRS,))}
+  aux = {"counts": ohl.POLICY.zero_stats()}
   out, aux = ohl.augment_fn(jax.random.key(0), images, {}, {"logits": logits}, aux)
+  assert aux["counts"].shape == ohl.POLICY.zero_stats().shape
   chex.assert_shape(out, images.shape)
   assert out.dtype == jnp.uint8
   assert float(aux["counts"].sum()) == 6.0
   # A policy with all mass on one pair samples only that pair.
   peaked = logits.at[0, 37].set(100.0)
   _, aux2 = ohl.augment_fn(
-    jax.random.key(1), images, {}, {"logits": peaked}, {"counts": jnp.zeros((ohl_space.NUM_PAIRS,))}
+    jax.random.key(1), images, {}, {"logits": peaked}, {"counts": ohl.POLICY.zero_stats()}
   )
-  assert float(aux2["counts"][37]) == 6.0
+  assert float(aux2["counts"][0, 37]) == 6.0
 
 
 def test_frozen_theta_ablation_keeps_uniform(ohl_config, tmp_path):
   summary = main.run_experiment(ohl_config("smoke,frozen", num_steps=8), str(tmp_path))
   assert summary["learn_theta"] is False
   assert summary["theta_kl_from_uniform"] < 1e-5  # zero up to float32 rounding of log(1296)
-  with np.load(tmp_path / "theta.npz") as f:
+  with np.load(tmp_path / "trunks.npz") as f:
     assert not f["theta"].any()
 
 
@@ -141,12 +143,13 @@ def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, mo
   monkeypatch.setattr(experiment.PopulationRun, "save", save_then_die)
   with pytest.raises(Killed):
     main.run_experiment(ohl_config(), str(tmp_path))
-  with np.load(tmp_path / "theta.npz") as f:
+  with np.load(tmp_path / "trunks.npz") as f:
     assert f["theta"].shape[0] == 1
   summary = main.run_experiment(ohl_config(), str(tmp_path))
 
-  with np.load(tmp_path / "theta.npz") as a, np.load(workdir_full / "theta.npz") as b:
-    np.testing.assert_array_equal(a["theta"], b["theta"])
+  with np.load(tmp_path / "trunks.npz") as a, np.load(workdir_full / "trunks.npz") as b:
+    for key in ("theta", "rewards", "best_copy"):
+      np.testing.assert_array_equal(a[key], b[key])
   assert summary["rewards"] == summary_full["rewards"]
   assert summary["test_accuracy"] == summary_full["test_accuracy"]
   for a, b in zip(_final_params(tmp_path), _final_params(workdir_full)):

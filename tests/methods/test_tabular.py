@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from jaxml import main as jaxml_main
-from jaxml.benchmarks import nb201
 from jaxml.errors import ConfigError, DataError
 from jaxml.methods import tabular
 from jaxml.metrics.writers import read_jsonl
+from jaxml.nasbench import nb201
+from jaxml.search import driver
 from jaxml.spaces import nb201_encoding as E
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "experiments/tabular/nb201_cifar10.py"
@@ -85,13 +86,22 @@ def test_end_to_end_smoke(data_dir, tmp_path):
 def test_seed_results_do_not_depend_on_num_seeds(data_dir, tmp_path):
   # Seed i's key is fold_in(seed, i): a 3-seed run is the prefix of a 6-seed run.
   d, _ = data_dir
-  table = nb201.load(d)
-  from jaxml.search import evaluator as ev
-
-  evaluate = ev.nb201_evaluator(table)
-  small = tabular.run_seeds("random", ev.seed_keys(0, 3), evaluate, 20)
-  large = tabular.run_seeds("random", ev.seed_keys(0, 6), evaluate, 20)
+  evaluate = driver.nb201_evaluator(nb201.load(d))
+  search = tabular.algorithm("random", 20)
+  small = driver.run_seeds(search, driver.seed_keys(0, 3), evaluate, 20)
+  large = driver.run_seeds(search, driver.seed_keys(0, 6), evaluate, 20)
   np.testing.assert_array_equal(small.history, large.history[:3])
+
+
+def test_algorithms_follow_the_config():
+  config = load_config()
+  rea = tabular.algorithm("rea", 150, **tabular.hparams(config, "rea"))
+  assert (rea.population_size, rea.sample_size, rea.ask_size) == (10, 3, 1)
+  spos = tabular.algorithm("spos", 120, **tabular.hparams(config, "spos"))
+  assert spos.history_size == 150  # whole generations of 50 covering 120 queries
+  assert tabular.algorithm("random", 150).ask_size == 150  # the budget in one batched draw
+  reinforce = tabular.algorithm("reinforce", 150, **tabular.hparams(config, "reinforce"))
+  assert (reinforce.learning_rate, reinforce.ema_decay, reinforce.ask_size) == (0.01, 0.9, 1)
 
 
 def test_missing_table_is_a_data_error(tmp_path, monkeypatch):

@@ -15,12 +15,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxml import experiment
+from jaxml import experiment, trunks
 from jaxml import main as jaxml_main
 from jaxml.checkpoint import Checkpointer
 from jaxml.data import cifar10, locate
 from jaxml.errors import DataError
-from jaxml.methods import train
 from jaxml.metrics.writers import read_jsonl
 
 STEPS, CKPT_EVERY, LOG_EVERY = 12, 4, 2  # the tiny_train_config defaults (tests/conftest.py)
@@ -49,11 +48,11 @@ def run_recorded(config, workdir, kill_after=None):
     seen["pop"] = real(run, pop, hparams, shared, start, end, *args, **kwargs)
     return seen["pop"]
 
-  real = train.train_steps
+  real = trunks.train_steps
   err = io.StringIO()
   summary = None
   with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
-    mp.setattr(train, "train_steps", recording)
+    mp.setattr(trunks, "train_steps", recording)
     try:
       summary = jaxml_main.run_experiment(config, str(workdir))
     except Killed:
@@ -130,7 +129,8 @@ def test_run_directory_holds_every_output(reference, tiny_train_config):
   (events,) = (workdir / "tensorboard").iterdir()
   data = events.read_bytes()
   assert b"train_loss" in data and b"val_accuracy" in data
-  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [8, 12]  # keep 2
+  # Checkpoints every CKPT_EVERY steps and at every trunk end (the epoch end 11); keep 2.
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [11, 12]
   assert (workdir / "plots" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -167,14 +167,14 @@ def test_corrupt_latest_checkpoint_resumes_from_the_previous_one(
   ref_dir, ref_summary, ref_pop = reference
   workdir = tmp_path / "run"
   shutil.copytree(ref_dir, workdir)
-  # Valid Orbax data with the wrong values (step 8's arrays under step 12): only the checksums
-  # can tell, so the run must fall back to step 8 and train 8 -> 12 again.
+  # Valid Orbax data with the wrong values (step 11's arrays under step 12): only the checksums
+  # can tell, so the run must fall back to step 11 and train 11 -> 12 again.
   latest = workdir / "checkpoints" / str(STEPS)
   shutil.rmtree(latest / "state")
-  shutil.copytree(workdir / "checkpoints" / "8" / "state", latest / "state")
+  shutil.copytree(workdir / "checkpoints" / "11" / "state", latest / "state")
 
   summary, pop, err = run_recorded(tiny_train_config(), workdir)
-  assert "from step 8" in err
+  assert "from step 11" in err
   assert accuracies(summary) == accuracies(ref_summary)
   assert read_jsonl(workdir / "metrics.jsonl") == read_jsonl(ref_dir / "metrics.jsonl")
   step, restored = restore_final(workdir, ref_pop)

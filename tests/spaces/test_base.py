@@ -4,11 +4,13 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxml.errors import ConfigError
 from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space, SearchSpace
+from jaxml.spaces import nb201_encoding as E
 
 SPACES = [NB201Space(), DARTSSpace(), EcoNASSpace()]
 IDS = ["nb201", "darts", "econas"]
@@ -172,3 +174,47 @@ def test_bad_config(cls):
     cls(channels=0)
   with pytest.raises(ConfigError):
     cls(input_size=2.5)
+
+
+def test_uid_is_the_enumeration_index_of_small_spaces():
+  grid = NB201Space().enumerate()
+  uid = np.asarray(NB201Space().uid(grid))
+  np.testing.assert_array_equal(uid, np.arange(15625))
+  np.testing.assert_array_equal(uid, E.encoding_to_index(grid))
+
+  class Tiny(NB201Space):
+    def bounds(self):
+      return np.array([2, 3], np.int32)
+
+  tiny = Tiny()
+  np.testing.assert_array_equal(tiny.uid(SearchSpace.enumerate(tiny)), np.arange(6))
+
+
+@pytest.mark.parametrize("name", IDS[1:])
+def test_uid_hashes_large_spaces(name):
+  space, g = SPACES[IDS.index(name)], _generations(name)
+  enc = g["a"].reshape(-1, space.encoding_length)  # 320 random encodings
+  uid = np.asarray(jax.jit(space.uid)(enc))
+  assert uid.dtype == np.int32 and (uid >= 0).all()
+  assert len(set(uid.tolist())) == len({tuple(r) for r in enc.tolist()})  # no collision here
+  np.testing.assert_array_equal(uid, np.asarray(space.uid(enc[::-1]))[::-1])  # per row
+  assert (np.asarray(space.uid(g["one"].reshape(enc.shape))) != uid).all()  # one change moves it
+
+
+@pytest.mark.parametrize("space,name", zip(SPACES, IDS, strict=True), ids=IDS)
+def test_is_valid_defaults_to_all_true(space, name):
+  enc = _generations(name)["a"][0]
+  valid = space.is_valid(enc)
+  assert valid.shape == (32,) and valid.dtype == bool and bool(valid.all())
+
+
+def test_mutate_one_picks_positions_and_other_values_uniformly():
+  space = EcoNASSpace()
+  zeros = jnp.zeros((6000, space.encoding_length), jnp.int32)
+  moved = np.asarray(jax.jit(space.mutate_one)(jax.random.key(0), zeros))
+  pos = np.argmax(moved != 0, axis=1)
+  counts = np.bincount(pos, minlength=space.encoding_length)
+  assert counts.min() > 0.6 * 6000 / space.encoding_length  # expected 150 each
+  at_op = space.bounds()[pos] == 13  # op positions: 12 other values each (~3,000 draws)
+  op = moved[np.arange(moved.shape[0]), pos][at_op]
+  np.testing.assert_allclose(np.bincount(op, minlength=13)[1:] / op.size, 1 / 12, atol=0.02)

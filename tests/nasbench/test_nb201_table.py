@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxml.benchmarks import nb201
 from jaxml.data import locate
 from jaxml.errors import DataError
+from jaxml.nasbench import nb201
 from jaxml.spaces import nb201_encoding as E
 
 EXAMPLE = (

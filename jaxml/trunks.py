@@ -1,0 +1,288 @@
+"""The trunk loop every population method runs, and the controller protocol it drives.
+
+DESIGN.md: a method is "a population of copies trained in lockstep, each with its own
+hyper-parameters, plus a controller that looks at the copies between trunks and changes them".
+`run_trunks` owns everything that is not the method:
+
+    restore -> for each trunk t:
+                 hparams, shared <- controller.ask(state, key_t)     (what copies use next)
+                 train T steps (checkpoints inside the trunk when asked)
+                 evaluate every copy on val in one call -> rewards (non-finite rule below)
+                 state, action <- controller.tell(state, report)    (Keep / Broadcast / Select
+                                                                     / Reinit the copies)
+                 metrics row, trunks.npz row, checkpoint {population, controller}
+            -> final evaluation, common summary fields + controller.summary(state)
+
+A controller is any object with the methods of `Controller` (a `typing.Protocol`); its state is a
+pytree, checkpointed with the population, so a killed run resumes at its last checkpoint and
+finishes bit-identically. `controller=None` is plain training (K seeds or K = 1): trunks then
+only evaluate and checkpoint.
+
+Non-finite rule: a copy whose val accuracy or loss is NaN/inf gets reward 0 and is never the
+best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread.
+
+A checkpoint inside a trunk stores the controller state of the trunk's start, so on resume the
+loop asks again with the same key and gets the same hparams (ask must be a pure function).
+"""
+
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxml.errors import ConfigError
+from jaxml.experiment import PopulationRun, Timer, progress_bar, train_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Keep:
+  """Leave the copies as they are."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Broadcast:
+  """Copy `index`'s state to every copy (OHL / AM-LFS: distribute the best model)."""
+
+  index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Select:
+  """New copy j = old copy indices[j] (evolution: keep the fit, drop the rest)."""
+
+  indices: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reinit:
+  """Copies `indices` start again from fresh weights (a new architecture trained from scratch).
+
+  Fresh copies get new initial weights (drawn for the trunk that follows), a fresh optimizer
+  state and step counter, so their learning-rate schedule restarts.
+  """
+
+  indices: tuple[int, ...]
+
+
+Action = Keep | Broadcast | Select | Reinit
+
+
+@dataclasses.dataclass(frozen=True)
+class TrunkReport:
+  """What a controller is told at a trunk end (host numpy arrays, leading copy axis K).
+
+  Attributes:
+    trunk: index of the trunk that just ended.
+    rewards: float64 [K] val accuracy; 0 for non-finite copies.
+    finite: bool [K] which copies' val accuracy and loss are finite.
+    val: the raw per-copy val metrics ('accuracy', 'loss').
+    aux: the copies' per-trunk accumulators (`CopyState.aux`, e.g. OHL's pair counts).
+  """
+
+  trunk: int
+  rewards: np.ndarray
+  finite: np.ndarray
+  val: dict
+  aux: Any
+
+  def best(self) -> int:
+    """The copy with the highest reward among the finite ones."""
+    return int(np.argmax(np.where(self.finite, self.rewards, -np.inf)))
+
+
+class Controller(Protocol):
+  """What the trunk loop calls. `augment_fn`, `loss_fn`, `aux_init` are the engine hooks
+  (`training.make_train_step`; None when unused)."""
+
+  name: str
+  augment_fn: Any
+  loss_fn: Any
+  aux_init: Any
+
+  def init(self, key: jax.Array) -> Any:
+    """The initial controller state (a pytree of arrays)."""
+
+  def ask(self, state, key: jax.Array) -> tuple[Any, dict, dict]:
+    """(state, per-copy hparams [K, ...] as host arrays, shared values) for the next trunk."""
+
+  def tell(self, state, report: TrunkReport) -> tuple[Any, Action, dict]:
+    """(state, what to do with the copies, info: scalars for the metrics row); `state` is the
+    one `ask` returned for this trunk."""
+
+  def history(self, state) -> dict[str, np.ndarray]:
+    """Arrays to record after each trunk (rows of trunks.npz, e.g. OHL's theta)."""
+
+  def summary(self, state, history: dict[str, np.ndarray], workdir) -> dict:
+    """The controller's summary fields (and its plots, written under `workdir`)."""
+
+
+def trunk_schedule(total: int, trunk: int) -> list[tuple[int, int]]:
+  """[(start, end)) of each trunk of `trunk` steps over `total` steps (the last may be short)."""
+  return [(s, min(s + trunk, total)) for s in range(0, total, trunk)]
+
+
+def _save_history(path, rows: dict[str, list]) -> None:
+  """trunks.npz, atomically (a temp file, then rename)."""
+  tmp = path.with_name(path.stem + ".tmp.npz")
+  np.savez(tmp, **{k: np.stack(v) for k, v in rows.items() if v})
+  tmp.replace(path)
+
+
+def _load_history(path, num_trunks: int) -> dict[str, list]:
+  """The first `num_trunks` rows of trunks.npz (rows past the restored checkpoint are dropped)."""
+  if num_trunks == 0 or not path.exists():
+    return {}
+  with np.load(path) as f:
+    return {k: list(f[k][:num_trunks]) for k in f.files}
+
+
+def _apply(run: PopulationRun, pop, action: Action, trunk: int, same_init: bool, hparams):
+  if isinstance(action, Broadcast):
+    return run.pop.broadcast(pop, action.index)
+  if isinstance(action, Select):
+    return run.pop.select(pop, action.indices)
+  if isinstance(action, Reinit):
+    fresh = run.engine.init_population(same_init, hparams, seed_offset=trunk + 1)
+    if sorted(action.indices) == list(range(run.pop.size)):
+      return fresh  # no per-leaf scatter to compile (seconds for a space's array build)
+    return run.pop.reset(pop, list(action.indices), fresh)
+  if isinstance(action, Keep):
+    return pop
+  raise TypeError(f"a controller's tell returned {action!r}, not one of {Action}")
+
+
+def _val_row(val: dict, finite: np.ndarray) -> dict:
+  acc, loss = np.asarray(val["accuracy"], np.float64), np.asarray(val["loss"], np.float64)
+  ok = finite if finite.any() else np.ones_like(finite)
+  row = {"val_accuracy": float(acc[ok].mean()), "val_loss": float(loss[ok].mean())}
+  if acc.shape[0] > 1:
+    row.update(val_accuracy_best=float(np.max(np.where(finite, acc, -np.inf))))
+    row.update(val_accuracy_per_copy=acc.tolist())
+  return row
+
+
+def _final_eval(run: PopulationRun, pop, hparams, identical: bool) -> dict:
+  """Val/test accuracy of the final model (copy 0 once all copies agree) or of every copy."""
+  out = {}
+  for split in ("val", "test"):
+    if split not in run.engine.eval_sets:
+      out[f"{split}_accuracy"] = None
+    elif identical:
+      out[f"{split}_accuracy"] = run.engine.evaluate_copy(pop, 0, split, hparams)["accuracy"]
+    else:
+      acc = np.asarray(run.engine.evaluate(pop, split, hparams)["accuracy"], np.float64)
+      out[f"{split}_accuracy"] = float(acc.mean())
+      out[f"{split}_accuracy_std"] = float(acc.std())
+      out[f"{split}_accuracy_per_copy"] = acc.tolist()
+  return out
+
+
+def run_trunks(
+  run: PopulationRun,
+  controller: Controller | None,
+  trunk_steps: int,
+  checkpoint_every: int = 0,
+  same_init: bool = False,
+) -> dict:
+  """Trains `run`'s population in trunks of `trunk_steps` under `controller`; returns the summary.
+
+  `checkpoint_every` > 0 adds checkpoints every that many steps inside trunks (every trunk end
+  is a checkpoint anyway). `same_init`: all copies start from the same weights (OHL).
+  """
+  engine, config = run.engine, run.config
+  if controller is not None and "val" not in engine.eval_sets:
+    raise ConfigError(f"the {controller.name} controller rewards copies on val: data.val_size > 0")
+  ctrl_key = jax.random.fold_in(jax.random.key(config.seed), 3)
+  fresh, first_hparams = {}, {}
+  if controller is not None:
+    fresh["controller"] = controller.init(jax.random.fold_in(ctrl_key, 0))
+    # The model may need per-copy inputs to be built (a space's array build: an encoding).
+    _, first_hparams, _ = controller.ask(fresh["controller"], jax.random.fold_in(ctrl_key, 1))
+    fresh["hparams"] = first_hparams  # the last trunk's, checkpointed for the final evaluation
+  fresh["pop"] = engine.init_population(same_init, hparams=first_hparams)
+  meta0 = {"wall_time_s": 0.0, "train_s": 0.0, "rewards": [], "best_copy": [], "last": "keep"}
+  start, state, meta = run.restore_or(fresh, meta0)
+  pop, ctrl = state["pop"], state.get("controller")
+  host_hparams = jax.device_get(state.get("hparams", {}))
+  history = _load_history(run.history_path, len(meta["rewards"]))
+  total = run.total_steps
+  timer, clock = Timer(meta["wall_time_s"]), {"train_s": meta["train_s"]}
+  clear_aux = jax.jit(
+    lambda p: p.replace(aux=jax.tree.map(jnp.zeros_like, p.aux)),
+    out_shardings=run.pop.copy_sharding(),
+  )
+  trunks = trunk_schedule(total, trunk_steps)
+  bar = progress_bar(run, start, controller.name if controller else config.method)
+  saved = lambda: {
+    "pop": pop,
+    **({"controller": ctrl, "hparams": host_hparams} if controller else {}),
+  }
+  for t, (t0, t1) in enumerate(trunks):
+    if t1 <= start:
+      continue
+    asked, host_hparams, shared = ctrl, {}, {}
+    if controller is not None:
+      # `ctrl` stays the trunk-start state (saved inside the trunk), so a resume inside the
+      # trunk asks again identically; tell continues from the state ask returned.
+      asked, host_hparams, shared = controller.ask(ctrl, jax.random.fold_in(ctrl_key, t + 1))
+    hparams = run.pop.put_copies(host_hparams)
+    shared = run.pop.put_replicated(shared)
+    s = max(t0, start)
+    while s < t1:
+      end = min(t1, (s // checkpoint_every + 1) * checkpoint_every) if checkpoint_every else t1
+      pop = train_steps(run, pop, hparams, shared, s, end, bar, clock)
+      s = end
+      if s < t1:  # a checkpoint inside the trunk: the controller as at the trunk's start
+        meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+        run.save(s, saved(), meta)
+    if "val" in engine.eval_sets:
+      val = engine.evaluate(pop, "val", host_hparams)
+      acc = np.asarray(val["accuracy"], np.float64)
+      finite = np.isfinite(acc) & np.isfinite(np.asarray(val["loss"], np.float64))
+      rewards = np.where(finite, acc, 0.0)
+      row = {"trunk": t, **_val_row(val, finite)}
+      report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux))
+      action, info = Keep(), {}
+      if controller is not None:
+        ctrl, action, info = controller.tell(asked, report)
+        for k, v in controller.history(ctrl).items():
+          history.setdefault(k, []).append(np.asarray(v))
+      pop = clear_aux(_apply(run, pop, action, t, same_init, host_hparams))
+      meta["rewards"].append(rewards.tolist())
+      meta["best_copy"].append(report.best())
+      meta["last"] = type(action).__name__.lower()
+      row.update({f"{controller.name}_{k}": v for k, v in info.items()} if controller else {})
+      run.writer.write_scalars(t1, row)
+      if controller is not None:
+        history.setdefault("rewards", []).append(rewards)
+        history.setdefault("best_copy", []).append(np.int32(report.best()))
+        _save_history(run.history_path, history)
+    meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+    run.save(t1, saved(), meta)
+  bar.close()
+
+  summary = {
+    "method": config.method,
+    "population_size": run.pop.size,
+    "trunk_steps": trunk_steps,
+    "trunks": len(trunks),
+    "steps": total,
+    "epochs": total / engine.steps_per_epoch,
+    "mapping": run.pop.mapping,
+  }
+  # After a broadcast every copy holds the same model: evaluate it once.
+  summary.update(_final_eval(run, pop, host_hparams, identical=meta["last"] == "broadcast"))
+  if controller is not None:
+    summary["rewards"] = meta["rewards"]
+    summary["best_copy_per_trunk"] = meta["best_copy"]
+    summary["best_val_per_trunk"] = [r[b] for r, b in zip(meta["rewards"], meta["best_copy"])]
+    arrays = {k: np.stack(v) for k, v in history.items()}
+    summary.update(controller.summary(ctrl, arrays, run.workdir))
+  summary["wall_time_s"] = timer.elapsed
+  summary["train_time_s"] = clock["train_s"]
+  summary["images_per_s"] = engine.images_per_step() * total / max(clock["train_s"], 1e-9)
+  if summary["test_accuracy"] is not None:  # val was written at the last trunk's end
+    run.writer.write_scalars(total, {"test_accuracy": summary["test_accuracy"]})
+  return run.finish(summary)
