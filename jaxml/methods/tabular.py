@@ -34,6 +34,7 @@ import numpy as np
 from absl import logging
 
 from jaxml.errors import ConfigError
+from jaxml.metrics import plots
 from jaxml.metrics.writers import RunWriter, to_jsonable
 from jaxml.nasbench import nb201
 from jaxml.search import driver
@@ -153,37 +154,6 @@ def _stats(table: nb201.NB201Table, enc: np.ndarray, dataset: str) -> dict:
   return out
 
 
-def _plot(curves: dict, optimum: float, dataset: str, path: pathlib.Path) -> None:
-  """Best-so-far accuracy vs queries: mean line and +-1 std band over seeds, per method."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  lows = []
-  for name, c in curves.items():
-    x = np.arange(1, c.shape[1] + 1)
-    mean, std = c.mean(0), c.std(0)
-    ax.plot(x, mean, label=LABELS[name])
-    ax.fill_between(x, mean - std, np.minimum(mean + std, optimum), alpha=0.15)
-    # The first few queries are mostly random cells (some at 10%); frame the part that matters.
-    i = max(c.shape[1] // 10, min(9, c.shape[1] - 1))
-    lows.append(float(mean[i] - std[i]))
-  lo = min(lows)
-  ax.axhline(optimum, color="gray", ls="--", lw=1, label=f"optimum {optimum:.2f}")
-  ax.set_ylim(lo, optimum + 0.05 * (optimum - lo) + 1e-3)
-  ax.set_xlabel("queries (table lookups)")
-  ax.set_ylabel(f"best-so-far {dataset} test accuracy (%)")
-  ax.set_title("NAS-Bench-201 tabular search: mean and ±1 std over seeds")
-  ax.grid(alpha=0.3)
-  ax.legend(loc="lower right")
-  fig.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def _finished(workdir: pathlib.Path, config) -> dict | None:
   """The summary of a finished run of the same config in `workdir`, else None."""
   try:
@@ -248,7 +218,8 @@ def run(config, workdir: str) -> dict:
       100 * entry["frac_optimum"],
       entry["wall_s"],
     )
-  _plot(curves, optimum, config.dataset, workdir / "plots" / "tabular.png")
+  labelled = {LABELS[name]: c for name, c in curves.items()}
+  plots.plot_search_curves(labelled, optimum, config.dataset, workdir / "plots" / "tabular.png")
   writer.write_summary(summary)
   writer.close()
   return summary

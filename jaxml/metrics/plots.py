@@ -60,3 +60,32 @@ def plot_policy(thetas, names, out_path: str | os.PathLike, top: int = 10) -> No
   out_path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out_path, dpi=100)
   plt.close(fig)
+
+
+def plot_search_curves(curves: dict, optimum: float, dataset: str, out_path) -> None:
+  """Best-so-far accuracy vs queries per search (label -> [seeds, queries]): mean and ±1 std."""
+  import numpy as np
+
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  lows = []
+  for label, c in curves.items():
+    x = np.arange(1, c.shape[1] + 1)
+    mean, std = c.mean(0), c.std(0)
+    ax.plot(x, mean, label=label)
+    ax.fill_between(x, mean - std, np.minimum(mean + std, optimum), alpha=0.15)
+    # The first few queries are mostly random cells (some at 10%); frame the part that matters.
+    i = max(c.shape[1] // 10, min(9, c.shape[1] - 1))
+    lows.append(float(mean[i] - std[i]))
+  lo = min(lows)
+  ax.axhline(optimum, color="gray", ls="--", lw=1, label=f"optimum {optimum:.2f}")
+  ax.set_ylim(lo, optimum + 0.05 * (optimum - lo) + 1e-3)
+  ax.set_xlabel("queries (table lookups)")
+  ax.set_ylabel(f"best-so-far {dataset} test accuracy (%)")
+  ax.set_title("NAS-Bench-201 tabular search: mean and ±1 std over seeds")
+  ax.grid(alpha=0.3)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  out_path = pathlib.Path(out_path)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out_path, dpi=100)
+  plt.close(fig)
