@@ -191,7 +191,7 @@ class Engine:
 
   def evaluate(self, pop: CopyState, split: str, hparams=None) -> dict[str, np.ndarray]:
     """Per-copy accuracy and loss on `split`, all copies and batches in one compiled call."""
-    hparams = self.pop.put_copies(hparams) if hparams is not None else self.pop.put_copies({})
+    hparams = self.pop.put_copies(hparams or {})
     return to_host(self.eval_step(pop, EvalInputs(hparams, *self.eval_sets[split])))
 
   def evaluate_copy(self, pop: CopyState, index: int, split: str, hparams=None) -> dict:
