@@ -72,6 +72,15 @@ def test_avg_pool_excludes_padding_and_max_pool_pads_with_minus_inf():
   np.testing.assert_allclose(y, -1.0)  # padding never wins a max
 
 
+@pytest.mark.parametrize("hw,stride", [((8, 8), 1), ((7, 9), 1), ((8, 8), 2), ((7, 7), 2)])
+def test_avg_pool_divisor_equals_flax_count_include_pad_false(hw, stride):
+  """The divisor is computed in numpy (no constant folding in XLA): the same bits as flax."""
+  x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
+  got = Pool("avg", 3, stride).apply({}, x)
+  ref = nn.avg_pool(x, (3, 3), (stride, stride), ((1, 1), (1, 1)), count_include_pad=False)
+  np.testing.assert_array_equal(got, ref)
+
+
 def test_factorized_reduce_matches_darts_definition(rand_vars):
   # DARTS: cat(conv_1(relu(x)), conv_2(relu(x)[:, :, 1:, 1:])) with 1x1 stride-2 convs, then BN.
   rng = np.random.default_rng(0)
