@@ -4,6 +4,8 @@ It steps the production engine (`jaxml.engine.Engine`); only the initial keys ar
 that copy i of a K-copy population can be re-run alone (K = 1 with copy i's keys).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ import numpy as np
 from jaxml import configs, training
 from jaxml.engine import Engine
 from jaxml.models import get_model
+from jaxml.population import Population
 
 NUM_CLASSES = 4
 IMAGE = 8
@@ -77,11 +80,21 @@ def init_population(engine, keys, hparams=None):
   return engine.init_from_keys(*keys, hparams)
 
 
+@functools.cache
+def _shared_engine(size, mapping, same_batch, seed, options):
+  return make_engine(Population(size, mapping), same_batch=same_batch, seed=seed, **dict(options))
+
+
 def run_population(
   pop, steps=3, seed=0, lr_scales=None, keys=None, per_copy_orders=False, **engine_kwargs
 ):
-  """Inits K copies (copy i from key i), trains `steps` steps, evaluates on the train images."""
-  engine = make_engine(pop, same_batch=not per_copy_orders, seed=seed, **engine_kwargs)
+  """Inits K copies (copy i from key i), trains `steps` steps, evaluates on the train images.
+
+  Engines are shared between calls with the same layout and options (`_shared_engine`), so the
+  tests trace and compile each mapped step once, not once per call.
+  """
+  options = tuple(sorted(engine_kwargs.items()))
+  engine = _shared_engine(pop.size, pop.mapping, not per_copy_orders, seed, options)
   state = init_population(engine, init_keys(pop.size, seed) if keys is None else keys)
   hp = {} if lr_scales is None else {"optim": {"lr_scale": np.asarray(lr_scales, np.float32)}}
   hp = pop.put_copies(hp)
