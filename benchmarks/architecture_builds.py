@@ -77,9 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     "--mappings", default="loop,vmap", help="mappings of the array-build population"
   )
   parser.add_argument("--epochs", default="1,5,20", help="run lengths (epochs) to project")
-  parser.add_argument("--steps", type=int, default=2, help="min rounds per timed window")
-  parser.add_argument("--seconds", type=float, default=2.0, help="min seconds per timed window")
-  parser.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+  common.add_timing_args(parser, what="rounds")
   parser.add_argument("--seed", type=int, default=0, help="seed of the random cells")
   parser.add_argument(
     "--fast_compile", action="store_true", help="populations with population.fast_compile"

@@ -150,6 +150,13 @@ def timed_window(stepper: Stepper, min_steps: int, min_seconds: float) -> tuple[
   return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps, steps
 
 
+def add_timing_args(parser, steps: int = 2, seconds: float = 2.0, what: str = "steps") -> None:
+  """The timed-window flags every speed script shares (see `timed_window`)."""
+  parser.add_argument("--steps", type=int, default=steps, help=f"min {what} per timed window")
+  parser.add_argument("--seconds", type=float, default=seconds, help="min seconds per timed window")
+  parser.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+
+
 def median(xs) -> float:
   return float(statistics.median(xs))
 

@@ -72,14 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     "--batch", type=int, default=0, help="images per copy per step (0: resnet20 64, tiny 128)"
   )
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-  parser.add_argument(
-    "--steps",
-    type=int,
-    default=1,
-    help="min population steps per timed window (the baseline does K x this)",
-  )
-  parser.add_argument("--seconds", type=float, default=1.0, help="min seconds per timed window")
-  parser.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+  # The sequential baseline does K x --steps per window.
+  common.add_timing_args(parser, steps=1, seconds=1.0, what="population steps")
   parser.add_argument(
     "--cpu_max_k",
     type=int,

@@ -45,9 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--dtypes", default=None, help="float32 and/or bfloat16 (default both; float32 with --quick)"
   )
-  parser.add_argument("--steps", type=int, default=2, help="min steps per timed window")
-  parser.add_argument("--seconds", type=float, default=2.0, help="min seconds per timed window")
-  parser.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+  common.add_timing_args(parser)
   parser.add_argument("--out", default=None, help="write the records as JSON here")
   parser.add_argument(
     "--quick",
