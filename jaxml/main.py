@@ -15,7 +15,7 @@ from ml_collections import config_flags
 from jaxml import config_cli
 from jaxml.errors import ConfigError, JaxmlError
 
-METHODS = ("train", "ohl", "tabular")
+METHODS = ("train", "ohl", "amlfs", "tabular")
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config: experiments/<method>/<name>.py[:arg].", lock_config=True

@@ -43,9 +43,11 @@ class TinyMLP(nn.Module):
     return nn.Dense(NUM_CLASSES)(x)
 
 
-def make_engine(pop, lr=0.05, same_batch=True, seed=0, model="tiny_cnn", random_augment=True):
+def make_engine(
+  pop, lr=0.05, same_batch=True, seed=0, model="tiny_cnn", random_augment=True, loss_fn=None
+):
   """The engine for a tiny CNN (or MLP, or a given Flax module) on `tiny_data`, SGD momentum 0.9
-  at a constant lr."""
+  at a constant lr; `loss_fn` replaces cross-entropy (a method's hook)."""
   if isinstance(model, str):
     model = TinyMLP() if model == "mlp" else get_model(model, NUM_CLASSES, width=4)
   optim = configs.optim_config(lr=lr, nesterov=False, weight_decay=0.0, schedule="constant")
@@ -65,6 +67,7 @@ def make_engine(pop, lr=0.05, same_batch=True, seed=0, model="tiny_cnn", random_
     augment=augment_config(random_augment),
     same_batch=same_batch,
     seed=seed,
+    loss_fn=loss_fn,
   )
 
 

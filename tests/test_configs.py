@@ -17,6 +17,9 @@ EXPERIMENTS = {
   "experiments/baselines/cifar10_resnet20.py": "baselines/cifar10_resnet20",
   "experiments/baselines/cifar10_wrn28_10.py": "baselines/cifar10_wrn28_10",
   "experiments/tabular/nb201_cifar10.py": "tabular/nb201_cifar10",
+  "experiments/amlfs/cifar10_noise0.py": "amlfs/cifar10_noise0",
+  "experiments/amlfs/cifar10_noise10.py": "amlfs/cifar10_noise10",
+  "experiments/amlfs/cifar10_noise20.py": "amlfs/cifar10_noise20",
 }
 
 
@@ -137,3 +140,14 @@ def test_validate_interval_fields(overrides, match):
   c.update(eval_every_steps=10, checkpoint_every_steps=10)  # steps > 0 make epochs = 0 fine
   c.update(eval_every_epochs=0.0, checkpoint_every_epochs=0.0)
   configs.validate_training_config(c)
+
+
+@pytest.mark.parametrize(
+  "path", sorted(str(p.relative_to(REPO)) for p in (REPO / "experiments").rglob("*.py"))
+)
+def test_every_experiment_file_validates(path):
+  """Each experiment file's full config passes its own method's checks (no data is read)."""
+  from jaxml import main
+
+  config = config_cli.load_config_file(str(REPO / path))
+  main.get_method(config.method).validate_config(config)

@@ -89,3 +89,39 @@ def tiny_train_config(data_dir, cache_dir, **overrides) -> ml_collections.Config
   for key, value in overrides.items():
     set_path(c, key, value)
   return c
+
+
+class Killed(Exception):
+  """Raised by `run_killed_after_first_save` in place of a SIGKILL."""
+
+
+def run_killed_after_first_save(run, monkeypatch) -> None:
+  """Calls `run()` (a trainer) and kills it right after its first checkpoint is written."""
+  import pytest
+
+  from jaxml import experiment
+
+  original = experiment.PopulationRun.save
+  calls = {"n": 0}
+
+  def save_then_die(self, step, state, metadata):
+    original(self, step, state, metadata)
+    calls["n"] += 1
+    if calls["n"] == 1:
+      raise Killed()
+
+  monkeypatch.setattr(experiment.PopulationRun, "save", save_then_die)
+  with pytest.raises(Killed):
+    run()
+  monkeypatch.setattr(experiment.PopulationRun, "save", original)
+
+
+def final_params(workdir) -> list[np.ndarray]:
+  """Leaves of the last checkpoint's population params (restored against its own structure)."""
+  import jax
+  import orbax.checkpoint as ocp
+
+  path = pathlib.Path(workdir) / "checkpoints"
+  step = max(int(p.name) for p in path.iterdir() if p.name.isdigit())
+  restored = ocp.StandardCheckpointer().restore(path / str(step) / "state")
+  return [np.asarray(x) for x in jax.tree.leaves(restored["pop"]["params"])]

@@ -89,3 +89,36 @@ def plot_search_curves(curves: dict, optimum: float, dataset: str, out_path) -> 
   out_path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out_path, dpi=100)
   plt.close(fig)
+
+
+def plot_loss_functions(tau, mus, out_path, trunks_to_draw: int = 4) -> None:
+  """AM-LFS's convergence figure: tau(p) and the loss -log tau(p) of the mean theta at a few
+  trunks (first, last and evenly between), against cross-entropy (tau = identity).
+
+  `tau` is the `losses.PiecewiseLinear` on [0, 1]; `mus` f32[trunks, M + 1] the means after each
+  trunk.
+  """
+  import numpy as np
+
+  from jaxml import losses
+
+  mus = np.asarray(mus, np.float32)
+  picks = np.unique(np.linspace(0, len(mus) - 1, min(trunks_to_draw, len(mus))).round().astype(int))
+  p = np.linspace(1e-3, 1.0, 400, dtype=np.float32)
+  fig, (ax_tau, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+  for i, label in [(None, "cross-entropy")] + [(i, f"after trunk {i + 1}") for i in picks]:
+    params = np.zeros(tau.num_params, np.float32) if i is None else mus[i]
+    log_t = np.asarray(losses.log_tau(tau, params, np.log(p)))
+    style = dict(color="gray", ls="--") if i is None else {}
+    ax_tau.plot(p, np.exp(log_t), label=label, **style)
+    ax_loss.plot(p, -log_t, label=label, **style)
+  ax_tau.set(xlabel="p (softmax probability of the label)", ylabel="tau(p)", title="tau")
+  ax_loss.set(xlabel="p", ylabel="-log tau(p)", title="per-example loss", ylim=(0, 7))
+  for ax in (ax_tau, ax_loss):
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  out_path = pathlib.Path(out_path)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out_path, dpi=100)
+  plt.close(fig)

@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_fixtures import REPO_ROOT, set_path
+from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save, set_path
 
-from jaxml import config_cli, experiment, main
+from jaxml import config_cli, main
 from jaxml.augment import ohl_space
 from jaxml.errors import ConfigError
 from jaxml.methods import ohl
@@ -125,24 +125,9 @@ def test_needs_two_copies_and_val(ohl_config):
     ohl.validate_config(ohl_config(**{"data.val_size": 0}))
 
 
-class Killed(Exception):
-  pass
-
-
 def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
-  original = experiment.PopulationRun.save
-  calls = {"n": 0}
-
-  def save_then_die(self, step, state, metadata):
-    original(self, step, state, metadata)
-    calls["n"] += 1
-    if calls["n"] == 1:  # killed right after the first trunk's checkpoint
-      raise Killed()
-
-  monkeypatch.setattr(experiment.PopulationRun, "save", save_then_die)
-  with pytest.raises(Killed):
-    main.run_experiment(ohl_config(), str(tmp_path))
+  run_killed_after_first_save(lambda: main.run_experiment(ohl_config(), str(tmp_path)), monkeypatch)
   with np.load(tmp_path / "trunks.npz") as f:
     assert f["theta"].shape[0] == 1
   summary = main.run_experiment(ohl_config(), str(tmp_path))
@@ -152,15 +137,5 @@ def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, mo
       np.testing.assert_array_equal(a[key], b[key])
   assert summary["rewards"] == summary_full["rewards"]
   assert summary["test_accuracy"] == summary_full["test_accuracy"]
-  for a, b in zip(_final_params(tmp_path), _final_params(workdir_full)):
+  for a, b in zip(final_params(tmp_path), final_params(workdir_full)):
     np.testing.assert_array_equal(a, b)
-
-
-def _final_params(workdir):
-  """Leaves of the last checkpoint's population params (restored against its own structure)."""
-  import orbax.checkpoint as ocp
-
-  path = workdir / "checkpoints"
-  step = max(int(p.name) for p in path.iterdir() if p.name.isdigit())
-  restored = ocp.StandardCheckpointer().restore(path / str(step) / "state")
-  return [np.asarray(x) for x in jax.tree.leaves(restored["pop"]["params"])]

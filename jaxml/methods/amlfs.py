@@ -1,0 +1,172 @@
+"""AM-LFS: AutoML for Loss Function Search (Li et al., ICCV 2019), on the trunk loop.
+
+The loss is the paper's family L = -log tau(p_y) (`jaxml/losses.py`; t is the identity on the
+ordinary logits of these models). Its parameters theta ~ N(mu, sigma^2 I) (the paper's Gaussian;
+sigma fixed unless `amlfs.learn_sigma`). In every trunk each of the K copies trains with its own
+theta, drawn at the trunk start and passed to its train step as its per-copy hyper-parameters.
+At the trunk end copy n's val accuracy R_n is its reward and mu takes one REINFORCE step (paper
+Alg. 1: mu <- mu + eta 1/K sum_n (R_n - b) grad_mu log N(theta_n; mu, sigma^2), here through
+Adam); the best copy's weights, BN statistics and optimizer state then go to every copy (as in
+OHL). mu starts at 0, the identity: the search starts from cross-entropy.
+
+Not published (REFERENCES.md §2), chosen here: K = 8 copies, trunk = 1 epoch (the paper's loop
+is described per epoch), sigma = 0.2, Adam lr 0.05 (b1 0.5) on mu, reward baseline = the mean
+over copies, M = 5 intervals.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxml import configs, losses
+from jaxml.experiment import PopulationRun
+from jaxml.metrics import plots
+from jaxml.search import reinforce
+from jaxml.trunks import Broadcast, TrunkReport, run_trunks
+
+# `smoke`: CPU seconds; `baseline`: the same recipe with plain cross-entropy; `frozen`: mu stays
+# at cross-entropy (random losses around it plus the best-copy broadcast, no learning).
+VARIANTS = ("smoke", "baseline", "frozen")
+REWARDS = ("accuracy", "neg_loss")
+
+
+def amlfs_config(**overrides) -> ml_collections.ConfigDict:
+  defaults = dict(
+    trunk_epochs=1.0,  # T, in epochs of the train split (trunk_steps > 0 overrides it)
+    trunk_steps=0,
+    intervals=losses.DEFAULT_INTERVALS,  # M, pieces of tau on [0, 1]
+    sigma=0.2,  # std of theta ~ N(mu, sigma^2 I)
+    learn_sigma=False,  # the paper keeps sigma fixed
+    learn_mu=True,  # False: mu stays 0 (ablation: is it the learning or the selection?)
+    policy_lr=0.05,  # Adam on mu
+    policy_b1=0.5,
+    baseline="mean",  # reward baseline: mean over copies | ema | none
+    reward="accuracy",  # val accuracy (paper) | neg_loss: -val cross-entropy (less noisy)
+  )
+  return ml_collections.ConfigDict({**defaults, **overrides})
+
+
+def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.ConfigDict:
+  """AM-LFS on the recipe `get_baseline()`: same model, data (and label noise) and schedule.
+
+  `baseline` is that recipe unchanged (cross-entropy); `smoke` shrinks both to a CPU-seconds run
+  (ResNet-8 with 8 channels at 16x16 on a 10% subset, 60 steps), so `smoke` and
+  `smoke,baseline` still share one schedule.
+  """
+  variants = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("baseline", "frozen")])
+  c = get_baseline()
+  if "smoke" in variants:
+    configs.shrink_for_cpu(c, "cifar_resnet", depth=8, width=8)
+    c.optim.update(lr=0.05, schedule="cosine", warmup_epochs=0.0)
+    c.update(batch_size=32, num_steps=60, log_every_steps=10, eval_batch_size=500)
+    c.data.val_size = 500
+  if "baseline" in variants:
+    return c
+  c.method = "amlfs"
+  c.amlfs = amlfs_config(learn_mu="frozen" not in variants)
+  c.population.update(size=8, same_init=True, same_batch=True)
+  if "smoke" in variants:
+    c.population.mapping = "vmap"  # a short run is compile-bound: one copy's graph, not K
+    c.amlfs.update(trunk_steps=10, policy_lr=0.1)
+  return c
+
+
+def validate_config(config) -> None:
+  configs.validate_training_config(config)
+  a = config.amlfs
+  configs.check(config.population.size >= 2, "amlfs needs population.size >= 2 copies")
+  configs.check(
+    a.trunk_steps > 0 or a.trunk_epochs > 0, "set amlfs.trunk_epochs or trunk_steps > 0"
+  )
+  configs.check(a.intervals >= 1, f"amlfs.intervals must be >= 1, got {a.intervals}")
+  configs.check(a.sigma > 0, f"amlfs.sigma must be > 0, got {a.sigma}")
+  configs.check(a.policy_lr > 0, f"amlfs.policy_lr must be > 0, got {a.policy_lr}")
+  configs.check(
+    a.baseline in reinforce.BASELINES,
+    f"amlfs.baseline={a.baseline!r}; valid: {', '.join(reinforce.BASELINES)}",
+  )
+  configs.check(a.reward in REWARDS, f"amlfs.reward={a.reward!r}; valid: {', '.join(REWARDS)}")
+  configs.check(
+    config.optim.label_smoothing == 0.0,
+    "amlfs searches the loss itself: optim.label_smoothing must be 0",
+  )
+  configs.check(config.data.val_size > 0, "amlfs rewards copies on val: data.val_size > 0")
+
+
+def rewards_from(report: TrunkReport, kind: str) -> np.ndarray:
+  """Per-copy rewards: val accuracy (the loop's, 0 if non-finite) or -val loss (non-finite copies
+  get the worst finite reward, so they never pull mu towards themselves)."""
+  if kind == "accuracy":
+    return report.rewards
+  neg = -np.asarray(report.val["loss"], np.float64)
+  worst = neg[report.finite].min() if report.finite.any() else 0.0
+  return np.where(report.finite, neg, worst)
+
+
+class AMLFSController:
+  """mu of N(mu, sigma^2 I) over the loss parameters, learned by REINFORCE on val rewards."""
+
+  name = "amlfs"
+  augment_fn = aux_init = None
+
+  def __init__(self, a: ml_collections.ConfigDict, num_copies: int):
+    self.tau = losses.tau_function(int(a.intervals))
+    self.policy = reinforce.DiagonalGaussian(
+      self.tau.num_params, learn_log_std=bool(a.learn_sigma), init_log_std=float(np.log(a.sigma))
+    )
+    self.optimizer = optax.adam(a.policy_lr, b1=a.policy_b1)
+    self.num_copies, self.baseline, self.reward = num_copies, a.baseline, a.reward
+    self.learn_mu = bool(a.learn_mu)
+
+  def loss_fn(self, logits, labels, hparams, shared):
+    del shared
+    return losses.amlfs_loss(logits, labels, self.tau, hparams["loss"])
+
+  def init(self, key):
+    del key  # mu starts at the identity (cross-entropy)
+    state = reinforce.init(self.policy, self.optimizer)
+    return {"policy": state, "theta": jnp.zeros((self.num_copies, self.policy.dim), jnp.float32)}
+
+  def ask(self, state, key):
+    theta = self.policy.sample(key, state["policy"].params, (self.num_copies,))
+    return {**state, "theta": theta}, {"loss": np.asarray(theta)}, {}
+
+  def tell(self, state, report: TrunkReport):
+    if not self.learn_mu:
+      return state, Broadcast(report.best()), {}
+    rewards = jnp.asarray(rewards_from(report, self.reward), jnp.float32)
+    stats = jax.vmap(self.policy.stats)(state["theta"])
+    policy, stats = reinforce.update(
+      self.policy, state["policy"], self.optimizer, stats, rewards, self.baseline
+    )
+    info = {f"policy_{k}": float(np.mean(v)) for k, v in stats.items()}
+    return {**state, "policy": policy}, Broadcast(report.best()), info
+
+  def history(self, state) -> dict:
+    params = state["policy"].params
+    return {
+      "mu": np.asarray(params["mean"]),
+      "sigma": np.exp(np.asarray(params["log_std"])),
+      "theta": np.asarray(state["theta"]),  # the K copies' draws of the trunk that ended
+    }
+
+  def summary(self, state, history: dict, workdir) -> dict:
+    plots.plot_loss_functions(self.tau, history["mu"], workdir / "plots" / "loss_functions.png")
+    mu = np.asarray(state["policy"].params["mean"])
+    p = self.tau.knots()
+    return {
+      "mu": mu.tolist(),
+      "sigma": np.exp(np.asarray(state["policy"].params["log_std"])).tolist(),
+      "tau_at_knots": np.exp(np.asarray(losses.log_tau(self.tau, mu, jnp.log(p)))).tolist(),
+      "knots": p.tolist(),
+    }
+
+
+def run(config, workdir: str) -> dict:
+  controller = AMLFSController(config.amlfs, config.population.size)
+  run = PopulationRun(config, workdir, controller)
+  trunk = configs.steps("trunk", config.amlfs, run.engine.steps_per_epoch)
+  every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
+  return run_trunks(run, controller, trunk, every, same_init=config.population.same_init)
