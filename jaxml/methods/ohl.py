@@ -9,6 +9,12 @@ p_theta(a_n), log p_theta(a_n) the mean log-probability of the pairs copy n drew
 (`jaxml/search/reinforce.py`). The best copy's weights, BN statistics and optimizer state then go
 to all copies; the learning-rate schedule runs over the whole training as for one model.
 `ohl.learn_theta=False` keeps theta uniform: the fixed-policy ablation.
+
+`ohl.pairs_per_copy = m > 0` is a variant, not the paper: each copy draws m pairs from p_theta
+at the trunk start and augments with only those (uniformly per image). Per-image sampling gives
+every copy nearly the same empirical pair distribution (thousands of draws over 1,296 pairs per
+trunk), so the copies' rewards carry little information about theta (RESULTS.md, evidence); with
+m pairs per copy the copies really differ.
 """
 
 import jax
@@ -38,6 +44,7 @@ def ohl_config(**overrides) -> ml_collections.ConfigDict:
     policy_b1=0.5,
     learn_theta=True,  # False: frozen uniform theta (ablation)
     baseline="mean",  # reward baseline: mean over copies (paper) | ema | none
+    pairs_per_copy=0,  # 0: a pair per image from p_theta (paper); m > 0: m pairs per copy
   )
   return ml_collections.ConfigDict({**defaults, **overrides})
 
@@ -73,13 +80,18 @@ def validate_config(config) -> None:
     f"ohl.baseline={o.baseline!r}; valid: {', '.join(reinforce.BASELINES)}",
   )
   configs.check(config.data.val_size > 0, "ohl rewards copies on the val split: data.val_size > 0")
+  configs.check(o.pairs_per_copy >= 0, f"ohl.pairs_per_copy must be >= 0, got {o.pairs_per_copy}")
 
 
 def augment_fn(key, images, hparams, shared, aux):
-  """Samples one pair per image from p_theta, applies it, counts what was used."""
-  del hparams
+  """Samples one pair per image from p_theta (or from the copy's own `hparams['pairs']`),
+  applies it, counts what was used."""
   k_sample, k_apply = jax.random.split(key)
-  pairs = POLICY.sample(k_sample, shared["logits"], (images.shape[0],))
+  if "pairs" in hparams:
+    own = hparams["pairs"]
+    pairs = own[jax.random.randint(k_sample, (images.shape[0],), 0, own.shape[0])][:, None]
+  else:
+    pairs = POLICY.sample(k_sample, shared["logits"], (images.shape[0],))
   images = ohl_space.apply_pair(k_apply, images, pairs[:, 0])
   return images, {"counts": aux["counts"] + POLICY.stats(pairs)}
 
@@ -91,8 +103,9 @@ class OHLController:
   loss_fn = None
   augment_fn = staticmethod(augment_fn)
 
-  def __init__(self, o: ml_collections.ConfigDict):
+  def __init__(self, o: ml_collections.ConfigDict, num_copies: int):
     self.learn_theta, self.baseline = bool(o.learn_theta), o.baseline
+    self.pairs_per_copy, self.num_copies = int(o.pairs_per_copy), num_copies
     self.optimizer = optax.adam(o.policy_lr, b1=o.policy_b1)
     self.aux_init = {"counts": POLICY.zero_stats()}
 
@@ -101,8 +114,11 @@ class OHLController:
     return reinforce.init(POLICY, self.optimizer)
 
   def ask(self, state, key):
-    del key  # the pairs are sampled per image inside the train step
-    return state, {}, {"logits": np.asarray(state.params)}
+    hparams = {}  # per image: the pairs are sampled inside the train step
+    if self.pairs_per_copy:
+      draws = POLICY.sample(key, state.params, (self.num_copies, self.pairs_per_copy))
+      hparams = {"pairs": np.asarray(draws[..., 0])}
+    return state, hparams, {"logits": np.asarray(state.params)}
 
   def tell(self, state, report: TrunkReport):
     info = {}
@@ -130,7 +146,7 @@ class OHLController:
 
 
 def run(config, workdir: str) -> dict:
-  controller = OHLController(config.ohl)
+  controller = OHLController(config.ohl, config.population.size)
   run = PopulationRun(config, workdir, controller)
   trunk = configs.steps("trunk", config.ohl, run.engine.steps_per_epoch)
   every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)

@@ -139,3 +139,21 @@ def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, mo
   assert summary["test_accuracy"] == summary_full["test_accuracy"]
   for a, b in zip(final_params(tmp_path), final_params(workdir_full)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_pairs_per_copy_variant_uses_only_each_copys_pairs(ohl_config, tmp_path):
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3)), jnp.uint8)
+  aux = {"counts": ohl.POLICY.zero_stats()}
+  own = {"pairs": jnp.asarray([5, 900], jnp.int32)}
+  _, aux = ohl.augment_fn(jax.random.key(0), images, own, {"logits": None}, aux)
+  counts = np.asarray(aux["counts"][0])
+  assert counts.sum() == 16 and set(np.flatnonzero(counts)) <= {5, 900}
+
+  config = ohl_config(num_steps=8, **{"ohl.pairs_per_copy": 2})
+  controller = ohl.OHLController(config.ohl, 2)
+  _, hparams, _ = controller.ask(controller.init(None), jax.random.key(1))
+  assert hparams["pairs"].shape == (2, 2) and hparams["pairs"].max() < ohl_space.NUM_PAIRS
+  summary = main.run_experiment(config, str(tmp_path))
+  assert summary["trunks"] == 2 and summary["theta_kl_from_uniform"] > 0
+  with pytest.raises(ConfigError, match="pairs_per_copy"):
+    ohl.validate_config(ohl_config(**{"ohl.pairs_per_copy": -1}))
