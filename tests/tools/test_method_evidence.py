@@ -1,0 +1,39 @@
+"""tools/method_evidence.py: the run commands it would launch and the table it prints."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("method_evidence", ROOT / "tools/method_evidence.py")
+evidence = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(evidence)
+
+
+def test_commands_name_the_variant_seed_and_noise(tmp_path):
+  wd = evidence.workdir(tmp_path, "amlfs", "frozen", 2, 0.4)
+  assert wd.name == "amlfs_frozen_n40_s2"
+  cmd = evidence.command("amlfs", "frozen", 2, 0.4, wd)
+  assert "--config=experiments/amlfs/cifar10_cpu_study.py:frozen" in cmd
+  assert {"--config.seed=2", "--config.data.label_noise=0.4"} <= set(cmd)
+  cmd = evidence.command("ohl", "percopy", 0, None, tmp_path / "ohl_percopy_s0")
+  assert "--config=experiments/ohl/cifar10_cpu_study.py" in cmd
+  assert "--config.ohl.pairs_per_copy=1" in cmd and not any("label_noise" in c for c in cmd)
+  for study, (config, _) in evidence.STUDIES.items():
+    assert (ROOT / config).exists(), study
+
+
+def test_table_means_over_finished_seeds(tmp_path, capsys):
+  for seed, acc in [(0, 0.30), (1, 0.40)]:
+    wd = evidence.workdir(tmp_path, "amlfs", "amlfs", seed, 0.4)
+    wd.mkdir()
+    summary = {"test_accuracy": acc, "val_accuracy": acc, "wall_time_s": 10.0}
+    (wd / "summary.json").write_text(json.dumps(summary))
+  evidence.main(["--study", "amlfs", "--noise", "0.4", "--root", str(tmp_path), "--table_only"])
+  out = capsys.readouterr().out
+  assert "| 0.4 | amlfs | 0.3500 ± 0.0500 (n=2) | 0.3000, 0.4000 | 0.3500 | 10 |" in out
+  assert "baseline" not in out  # no finished run, no row
+  with pytest.raises(SystemExit):
+    evidence.main(["--study", "amlfs", "--variants", "nosuch", "--table_only"])

@@ -1,0 +1,111 @@
+"""Seeds x variants of a method against its baseline on one schedule, and the table for RESULTS.md.
+
+Runs (or, with --table_only, only tabulates) `python -m jaxml.main` for every seed and variant of
+a study, one run per workdir `ROOT/<study>_<variant>[_n<noise%>]_s<seed>`; finished runs (a
+summary.json) are skipped, killed ones resume. Then prints a markdown table of test accuracy
+(mean ± std over seeds, ddof 0, and per seed), val accuracy and wall time.
+
+  python tools/method_evidence.py --study ohl --root runs/evidence --seeds 0,1,2
+  python tools/method_evidence.py --study amlfs --noise 0.4,0.2 --root runs/evidence
+  python tools/method_evidence.py --study amlfs --noise 0.4 --root runs/evidence --table_only
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# study -> (experiment file, {variant: extra command-line arguments})
+STUDIES = {
+  "ohl": (
+    "experiments/ohl/cifar10_cpu_study.py",
+    {
+      "baseline": [":baseline"],
+      "ohl": [""],
+      "frozen": [":frozen"],
+      "percopy": ["", "--config.ohl.pairs_per_copy=1"],
+    },
+  ),
+  "amlfs": (
+    "experiments/amlfs/cifar10_cpu_study.py",
+    {"baseline": [":baseline"], "amlfs": [""], "frozen": [":frozen"]},
+  ),
+}
+
+
+def workdir(root: pathlib.Path, study: str, variant: str, seed: int, noise: float | None):
+  tag = "" if noise is None else f"_n{round(noise * 100)}"
+  return root / f"{study}_{variant}{tag}_s{seed}"
+
+
+def command(study: str, variant: str, seed: int, noise: float | None, wd: pathlib.Path) -> list:
+  config, variants = STUDIES[study]
+  suffix, *extra = variants[variant]
+  cmd = [sys.executable, "-m", "jaxml.main", f"--config={config}{suffix}", f"--workdir={wd}"]
+  cmd += [f"--config.seed={seed}", "--config.progress=False", *extra]
+  if noise is not None:
+    cmd.append(f"--config.data.label_noise={noise}")
+  return cmd
+
+
+def table(root, study, variants, seeds, noises) -> str:
+  lines = [
+    "| noise | variant | test acc (mean ± std) | per seed | val acc (mean) | wall s (mean) |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ]
+  for noise in noises:
+    for variant in variants:
+      rows = []
+      for seed in seeds:
+        path = workdir(root, study, variant, seed, noise) / "summary.json"
+        if path.exists():
+          rows.append(json.loads(path.read_text()))
+      if not rows:
+        continue
+      test = np.array([r["test_accuracy"] for r in rows])
+      val = np.mean([r["val_accuracy"] for r in rows])
+      wall = np.mean([r["wall_time_s"] for r in rows])
+      per_seed = ", ".join(f"{t:.4f}" for t in test)
+      noise_s = "0" if noise is None else f"{noise:g}"
+      lines.append(
+        f"| {noise_s} | {variant} | {test.mean():.4f} ± {test.std():.4f} (n={len(test)}) | "
+        f"{per_seed} | {val:.4f} | {wall:.0f} |"
+      )
+  return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--study", choices=sorted(STUDIES), required=True)
+  parser.add_argument("--root", default="runs/evidence", help="parent of the run workdirs")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--variants", default=None, help="comma-separated; default: all")
+  parser.add_argument("--noise", default=None, help="label-noise rates (amlfs), e.g. 0.4,0.2")
+  parser.add_argument("--table_only", action="store_true", help="tabulate finished runs only")
+  args = parser.parse_args(argv)
+  all_variants = STUDIES[args.study][1]
+  variants = args.variants.split(",") if args.variants else list(all_variants)
+  unknown = sorted(set(variants) - set(all_variants))
+  if unknown:
+    parser.error(f"unknown variants {unknown} for {args.study}; valid: {list(all_variants)}")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  noises = [float(n) for n in args.noise.split(",")] if args.noise else [None]
+  root = pathlib.Path(args.root)
+  if not args.table_only:
+    for noise in noises:
+      for seed in seeds:
+        for variant in variants:
+          wd = workdir(root, args.study, variant, seed, noise)
+          if (wd / "summary.json").exists():
+            continue
+          print(" ".join(command(args.study, variant, seed, noise, wd)), flush=True)
+          subprocess.run(command(args.study, variant, seed, noise, wd), cwd=REPO, check=True)
+  print(table(root, args.study, variants, seeds, noises))
+
+
+if __name__ == "__main__":
+  main()
