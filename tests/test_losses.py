@@ -20,7 +20,7 @@ def _logits_labels(n=512, classes=10, scale=4.0, seed=0):
 def test_identity_is_cross_entropy():
   logits, labels = _logits_labels()
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  for m in (1, 5, 16):
+  for m in (1, 5):
     tau = losses.tau_function(m)
     got = losses.amlfs_loss(logits, labels, tau, jnp.zeros(tau.num_params))
     np.testing.assert_allclose(got, ce, rtol=1e-6, atol=1e-6)

@@ -13,6 +13,7 @@ from jaxml.errors import ConfigError
 from jaxml.methods import amlfs
 from jaxml.models import default_model_config
 from jaxml.population import Population
+from jaxml.trunks import Broadcast, TrunkReport
 
 AMLFS_CONFIG = REPO_ROOT / "experiments" / "amlfs" / "cifar10_noise20.py"
 
@@ -82,11 +83,17 @@ def test_outputs_and_mu_moves(full_run):
   assert tau[-1] == pytest.approx(1.0, abs=1e-5) and np.all(np.diff(tau) > 0)
 
 
-def test_frozen_keeps_mu_and_baseline_is_cross_entropy(amlfs_config, tmp_path):
-  summary = main.run_experiment(amlfs_config("smoke,frozen", num_steps=8), str(tmp_path))
-  with np.load(tmp_path / "trunks.npz") as f:
-    assert not f["mu"].any() and f["theta"].any()
-  assert summary["method"] == "amlfs"
+def test_frozen_keeps_mu_and_still_broadcasts_the_best(amlfs_config):
+  controller = amlfs.AMLFSController(amlfs_config("smoke,frozen").amlfs, 3)
+  state, hparams, _ = controller.ask(controller.init(None), jax.random.key(0))
+  assert hparams["loss"].shape == (3, 6) and np.abs(hparams["loss"]).max() > 0
+  report = TrunkReport(0, np.array([0.1, 0.3, 0.2]), np.ones(3, bool), {}, None)
+  new, action, _ = controller.tell(state, report)
+  assert action == Broadcast(1)
+  assert not np.asarray(new["policy"].params["mean"]).any()
+
+
+def test_baseline_variant_is_cross_entropy_on_the_same_noisy_labels():
   base = config_cli.load_config_file(f"{AMLFS_CONFIG}:smoke,baseline")
   smoke = config_cli.load_config_file(f"{AMLFS_CONFIG}:smoke")
   assert base.method == "train" and "amlfs" not in base and base.population.size == 1
@@ -95,6 +102,8 @@ def test_frozen_keeps_mu_and_baseline_is_cross_entropy(amlfs_config, tmp_path):
   full = config_cli.load_config_file(f"{AMLFS_CONFIG}:baseline")
   ref = config_cli.load_config_file(str(REPO_ROOT / "experiments/baselines/cifar10_resnet20.py"))
   assert full.optim == ref.optim and full.num_steps == ref.num_steps
+  with pytest.raises(ConfigError, match="exclude"):
+    config_cli.load_config_file(f"{AMLFS_CONFIG}:baseline,frozen")
 
 
 @pytest.mark.parametrize(
@@ -114,8 +123,6 @@ def test_bad_config_is_refused(amlfs_config, overrides, match):
 
 
 def test_neg_loss_reward_ranks_nonfinite_copies_last():
-  from jaxml.trunks import TrunkReport
-
   report = TrunkReport(
     0,
     rewards=np.array([0.5, 0.0, 0.4]),
