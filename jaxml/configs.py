@@ -141,6 +141,27 @@ def check(condition: bool, message: str) -> None:
     raise ConfigError(message)
 
 
+def validate_reinforce_controller(config: ml_collections.ConfigDict, name: str) -> None:
+  """Checks shared by the REINFORCE-on-val-reward controllers (OHL, AM-LFS): the training
+  fields, >= 2 copies, a trunk length, a policy learning rate and baseline, a val split. The
+  method's own block is `config[name]`."""
+  from jaxml.search.reinforce import BASELINES
+
+  validate_training_config(config)
+  block = config[name]
+  check(config.population.size >= 2, f"{name} needs population.size >= 2 copies")
+  check(
+    block.trunk_steps > 0 or block.trunk_epochs > 0,
+    f"set {name}.trunk_epochs or {name}.trunk_steps > 0",
+  )
+  check(block.policy_lr > 0, f"{name}.policy_lr must be > 0, got {block.policy_lr}")
+  check(
+    block.baseline in BASELINES,
+    f"{name}.baseline={block.baseline!r}; valid: {', '.join(BASELINES)}",
+  )
+  check(config.data.val_size > 0, f"{name} rewards copies on the val split: data.val_size > 0")
+
+
 def validate_training_config(config: ml_collections.ConfigDict) -> None:
   """Value checks shared by every population-training method."""
   n_dev = jax.device_count()

@@ -125,3 +125,25 @@ def final_params(workdir) -> list[np.ndarray]:
   step = max(int(p.name) for p in path.iterdir() if p.name.isdigit())
   restored = ocp.StandardCheckpointer().restore(path / str(step) / "state")
   return [np.asarray(x) for x in jax.tree.leaves(restored["pop"]["params"])]
+
+
+def tiny_method_config(experiment: str, data_dir, cache_dir, **overrides):
+  """An experiment file's config (`path:arg`) shrunk for end-to-end method tests: tiny_cnn width 4
+  at 16x16 on the tiny copy in `data_dir` (20 val images), 12 steps of 8, two copies. Dotted
+  `overrides` are applied last."""
+  c = config_cli.load_config_file(experiment)
+  c.model = configs.default_model_config("tiny_cnn")
+  c.model.width = 4
+  c.data.update(
+    dir=str(data_dir),
+    cache_dir=str(cache_dir),
+    use_tfds=False,
+    val_size=20,
+    sample_ratio=1.0,
+    resolution=16,
+  )
+  c.update(batch_size=8, eval_batch_size=20, num_steps=12, log_every_steps=2, progress=False)
+  c.population.size = 2
+  for key, value in overrides.items():
+    set_path(c, key, value)
+  return c

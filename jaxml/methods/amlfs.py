@@ -74,25 +74,15 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
 
 
 def validate_config(config) -> None:
-  configs.validate_training_config(config)
+  configs.validate_reinforce_controller(config, "amlfs")
   a = config.amlfs
-  configs.check(config.population.size >= 2, "amlfs needs population.size >= 2 copies")
-  configs.check(
-    a.trunk_steps > 0 or a.trunk_epochs > 0, "set amlfs.trunk_epochs or trunk_steps > 0"
-  )
   configs.check(a.intervals >= 1, f"amlfs.intervals must be >= 1, got {a.intervals}")
   configs.check(a.sigma > 0, f"amlfs.sigma must be > 0, got {a.sigma}")
-  configs.check(a.policy_lr > 0, f"amlfs.policy_lr must be > 0, got {a.policy_lr}")
-  configs.check(
-    a.baseline in reinforce.BASELINES,
-    f"amlfs.baseline={a.baseline!r}; valid: {', '.join(reinforce.BASELINES)}",
-  )
   configs.check(a.reward in REWARDS, f"amlfs.reward={a.reward!r}; valid: {', '.join(REWARDS)}")
   configs.check(
     config.optim.label_smoothing == 0.0,
     "amlfs searches the loss itself: optim.label_smoothing must be 0",
   )
-  configs.check(config.data.val_size > 0, "amlfs rewards copies on val: data.val_size > 0")
 
 
 def rewards_from(report: TrunkReport, kind: str) -> np.ndarray:

@@ -70,17 +70,9 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
 
 
 def validate_config(config) -> None:
-  configs.validate_training_config(config)
-  o = config.ohl
-  configs.check(config.population.size >= 2, "ohl needs population.size >= 2 copies")
-  configs.check(o.trunk_steps > 0 or o.trunk_epochs > 0, "set ohl.trunk_epochs or trunk_steps > 0")
-  configs.check(o.policy_lr > 0, f"ohl.policy_lr must be > 0, got {o.policy_lr}")
-  configs.check(
-    o.baseline in reinforce.BASELINES,
-    f"ohl.baseline={o.baseline!r}; valid: {', '.join(reinforce.BASELINES)}",
-  )
-  configs.check(config.data.val_size > 0, "ohl rewards copies on the val split: data.val_size > 0")
-  configs.check(o.pairs_per_copy >= 0, f"ohl.pairs_per_copy must be >= 0, got {o.pairs_per_copy}")
+  configs.validate_reinforce_controller(config, "ohl")
+  n = config.ohl.pairs_per_copy
+  configs.check(n >= 0, f"ohl.pairs_per_copy must be >= 0, got {n}")
 
 
 def augment_fn(key, images, hparams, shared, aux):

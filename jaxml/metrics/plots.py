@@ -11,6 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from jaxml.metrics.writers import read_jsonl  # noqa: E402
 
 
+def _save(fig, out_path: str | os.PathLike) -> None:
+  """Writes `fig` to `out_path` (parents created) and frees it."""
+  fig.tight_layout()
+  out_path = pathlib.Path(out_path)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out_path, dpi=100)
+  plt.close(fig)
+
+
 def plot_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike) -> None:
   """Training loss and val/test accuracy over steps, from metrics.jsonl."""
   rows = read_jsonl(metrics_path)
@@ -30,11 +39,7 @@ def plot_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike) ->
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend()
-  fig.tight_layout()
-  out_path = pathlib.Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
+  _save(fig, out_path)
 
 
 def plot_policy(thetas, names, out_path: str | os.PathLike, top: int = 10) -> None:
@@ -55,11 +60,7 @@ def plot_policy(thetas, names, out_path: str | os.PathLike, top: int = 10) -> No
   ax.set_title(f"top-{top} learned choices")
   ax.legend(fontsize=7, ncol=2)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  out_path = pathlib.Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
+  _save(fig, out_path)
 
 
 def plot_search_curves(curves: dict, optimum: float, dataset: str, out_path) -> None:
@@ -84,11 +85,7 @@ def plot_search_curves(curves: dict, optimum: float, dataset: str, out_path) -> 
   ax.set_title("NAS-Bench-201 tabular search: mean and ±1 std over seeds")
   ax.grid(alpha=0.3)
   ax.legend(loc="lower right")
-  fig.tight_layout()
-  out_path = pathlib.Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
+  _save(fig, out_path)
 
 
 def plot_loss_functions(tau, mus, out_path, trunks_to_draw: int = 4) -> None:
@@ -117,8 +114,4 @@ def plot_loss_functions(tau, mus, out_path, trunks_to_draw: int = 4) -> None:
   for ax in (ax_tau, ax_loss):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  fig.tight_layout()
-  out_path = pathlib.Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
+  _save(fig, out_path)

@@ -6,12 +6,16 @@ import jax
 import numpy as np
 import pytest
 from population_fixtures import make_engine
-from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save, set_path
+from train_fixtures import (
+  REPO_ROOT,
+  final_params,
+  run_killed_after_first_save,
+  tiny_method_config,
+)
 
 from jaxml import config_cli, main
 from jaxml.errors import ConfigError
 from jaxml.methods import amlfs
-from jaxml.models import default_model_config
 from jaxml.population import Population
 from jaxml.trunks import Broadcast, TrunkReport
 
@@ -23,19 +27,10 @@ def amlfs_config(tiny_cifar_dir, tmp_path_factory):
   cache = tmp_path_factory.mktemp("amlfs_cache")
 
   def make(arg="smoke", **overrides):
-    c = config_cli.load_config_file(f"{AMLFS_CONFIG}:{arg}")
-    c.model = default_model_config("tiny_cnn")
-    c.model.width = 4
-    c.data.update(
-      dir=str(tiny_cifar_dir), cache_dir=str(cache), use_tfds=False, val_size=20, sample_ratio=1.0
-    )
-    c.update(batch_size=8, eval_batch_size=20, num_steps=12, log_every_steps=2, progress=False)
-    c.population.size = 3
-    if "amlfs" in c:
-      c.amlfs.update(trunk_steps=4, policy_lr=0.2, sigma=0.5)
-    for key, value in overrides.items():
-      set_path(c, key, value)
-    return c
+    if "baseline" not in arg:
+      amlfs_fields = {"amlfs.trunk_steps": 4, "amlfs.policy_lr": 0.2, "amlfs.sigma": 0.5}
+      overrides = {"population.size": 3, **amlfs_fields, **overrides}
+    return tiny_method_config(f"{AMLFS_CONFIG}:{arg}", tiny_cifar_dir, cache, **overrides)
 
   return make
 

@@ -7,13 +7,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save, set_path
+from train_fixtures import (
+  REPO_ROOT,
+  final_params,
+  run_killed_after_first_save,
+  tiny_method_config,
+)
 
 from jaxml import config_cli, main
 from jaxml.augment import ohl_space
 from jaxml.errors import ConfigError
 from jaxml.methods import ohl
-from jaxml.models import default_model_config
 
 OHL_CONFIG = REPO_ROOT / "experiments" / "ohl" / "cifar10_resnet18.py"
 
@@ -23,23 +27,8 @@ def ohl_config(tiny_cifar_dir, tmp_path_factory):
   cache = tmp_path_factory.mktemp("ohl_cache")
 
   def make(arg="smoke", **overrides):
-    c = config_cli.load_config_file(f"{OHL_CONFIG}:{arg}")
-    c.model = default_model_config("tiny_cnn")
-    c.model.width = 4
-    c.data.update(
-      dir=str(tiny_cifar_dir),
-      cache_dir=str(cache),
-      use_tfds=False,
-      val_size=20,
-      sample_ratio=1.0,
-      resolution=16,
-    )
-    c.update(batch_size=8, eval_batch_size=20, num_steps=12, log_every_steps=2, progress=False)
-    c.population.size = 2
-    c.ohl.update(trunk_steps=4, policy_lr=0.2)
-    for key, value in overrides.items():
-      set_path(c, key, value)
-    return c
+    overrides = {"ohl.trunk_steps": 4, "ohl.policy_lr": 0.2, **overrides}
+    return tiny_method_config(f"{OHL_CONFIG}:{arg}", tiny_cifar_dir, cache, **overrides)
 
   return make
 
