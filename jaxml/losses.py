@@ -27,6 +27,12 @@ like cross-entropy; > 0 bounds the loss of badly fitted examples (a robust loss 
 labels). The relu costs nothing here: the search moves the params by REINFORCE on sampled
 values, never by their gradient.
 
+Special cases (tests/test_losses.py): CosFace's t(x) = x - m is a point of the family; ArcFace's
+cos(acos x + m) is approximated to O(width^2) where it increases (x > cos(pi - m)); Focal's
+tau(p) = p^((1-p)^gamma) is approximated by interpolation at the knots. SphereFace's
+cos(m acos x) decreases on part of [-1, 1] for m >= 2, so like ArcFace's decreasing end it is
+outside a family of increasing functions.
+
 Default M = 5 (`DEFAULT_INTERVALS`): the paper does not publish M. Five intervals of 0.2 give
 the fitted / ambiguous / badly-fitted regions of p their own slope, while keeping the Gaussian
 search at 6 dimensions, which K = 8 copies per REINFORCE step can still estimate.
