@@ -3,7 +3,8 @@
 Runs (or, with --table_only, only tabulates) `python -m jaxml.main` for every seed and variant of
 a study, one run per workdir `ROOT/<study>_<variant>[_n<noise%>]_s<seed>`; finished runs (a
 summary.json) are skipped, killed ones resume. Then prints a markdown table of test accuracy
-(mean ± std over seeds, ddof 0, and per seed), val accuracy and wall time.
+(mean ± std over seeds, ddof 0, and per seed), val accuracy and wall time, and a table of
+controller diagnostics (`diagnostics`: is the reward signal above its noise?).
 
   python tools/method_evidence.py --study ohl --root runs/evidence --seeds 0,1,2
   python tools/method_evidence.py --study amlfs --noise 0.4,0.2 --root runs/evidence
@@ -78,6 +79,38 @@ def table(root, study, variants, seeds, noises) -> str:
   return "\n".join(lines)
 
 
+def diagnostics(root, study, variants, seeds, noises) -> str:
+  """Is the reward informative? Per run with copies: the spread of the copies' val accuracy in a
+  trunk (std over copies, mean over trunks) against the binomial standard error of one val
+  accuracy, sqrt(a (1 - a) / n_val); and where the policy ended (OHL: KL(p_theta || uniform);
+  AM-LFS: tau(0), the loss bound at p = 0: 0 is cross-entropy's unbounded loss)."""
+  lines = [
+    "| noise | variant | seed | copy spread (std) | val SE | policy at the end |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ]
+  for noise in noises:
+    for variant in variants:
+      for seed in seeds:
+        wd = workdir(root, study, variant, seed, noise)
+        if not (wd / "summary.json").exists() or not (wd / "trunks.npz").exists():
+          continue
+        summary = json.loads((wd / "summary.json").read_text())
+        config = json.loads((wd / "config.json").read_text())
+        rewards = np.asarray(summary["rewards"], np.float64)
+        acc = rewards.mean()
+        se = np.sqrt(acc * (1 - acc) / config["data"]["val_size"])
+        if "theta_kl_from_uniform" in summary:
+          policy = f"KL {summary['theta_kl_from_uniform']:.4f}"
+        else:
+          policy = f"tau(0) {summary['tau_at_knots'][0]:.3f}"
+        noise_s = "0" if noise is None else f"{noise:g}"
+        lines.append(
+          f"| {noise_s} | {variant} | {seed} | {rewards.std(axis=1).mean():.4f} | {se:.4f} | "
+          f"{policy} |"
+        )
+  return "\n".join(lines)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--study", choices=sorted(STUDIES), required=True)
@@ -105,6 +138,8 @@ def main(argv=None) -> None:
           print(" ".join(command(args.study, variant, seed, noise, wd)), flush=True)
           subprocess.run(command(args.study, variant, seed, noise, wd), cwd=REPO, check=True)
   print(table(root, args.study, variants, seeds, noises))
+  print()
+  print(diagnostics(root, args.study, variants, seeds, noises))
 
 
 if __name__ == "__main__":

@@ -30,10 +30,15 @@ def test_table_means_over_finished_seeds(tmp_path, capsys):
     wd = evidence.workdir(tmp_path, "amlfs", "amlfs", seed, 0.4)
     wd.mkdir()
     summary = {"test_accuracy": acc, "val_accuracy": acc, "wall_time_s": 10.0}
+    summary.update(rewards=[[0.3, 0.5], [0.4, 0.4]], tau_at_knots=[0.25, 1.0])
     (wd / "summary.json").write_text(json.dumps(summary))
+    (wd / "config.json").write_text(json.dumps({"data": {"val_size": 100}}))
+    (wd / "trunks.npz").write_bytes(b"")
   evidence.main(["--study", "amlfs", "--noise", "0.4", "--root", str(tmp_path), "--table_only"])
   out = capsys.readouterr().out
   assert "| 0.4 | amlfs | 0.3500 ± 0.0500 (n=2) | 0.3000, 0.4000 | 0.3500 | 10 |" in out
   assert "baseline" not in out  # no finished run, no row
+  # copy spread: std over copies per trunk (0.1, 0), averaged; SE of acc 0.4 on 100 images
+  assert "| 0.4 | amlfs | 1 | 0.0500 | 0.0490 | tau(0) 0.250 |" in out
   with pytest.raises(SystemExit):
     evidence.main(["--study", "amlfs", "--variants", "nosuch", "--table_only"])
