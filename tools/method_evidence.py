@@ -33,7 +33,13 @@ STUDIES = {
   ),
   "amlfs": (
     "experiments/amlfs/cifar10_cpu_study.py",
-    {"baseline": [":baseline"], "amlfs": [""], "frozen": [":frozen"]},
+    {
+      "baseline": [":baseline"],
+      "amlfs": [""],
+      "frozen": [":frozen"],
+      # K cross-entropy copies with the best-copy broadcast: the selection alone
+      "select": [":frozen", "--config.amlfs.sigma=1e-6"],
+    },
   ),
 }
 
