@@ -3,8 +3,8 @@
 Runs (or, with --table_only, only tabulates) `python -m jaxml.main` for every seed and variant of
 a study, one run per workdir `ROOT/<study>_<variant>[_n<noise%>]_s<seed>`; finished runs (a
 summary.json) are skipped, killed ones resume. Then prints a markdown table of test accuracy
-(mean ± std over seeds, ddof 0, and per seed), val accuracy and wall time, and a table of
-controller diagnostics (`diagnostics`: is the reward signal above its noise?).
+(mean ± std over seeds, ddof 0, and per seed), final and peak val accuracy and wall time, and a
+table of controller diagnostics (`diagnostics`: is the reward signal above its noise?).
 
   python tools/method_evidence.py --study ohl --root runs/evidence --seeds 0,1,2
   python tools/method_evidence.py --study amlfs --noise 0.4,0.2 --root runs/evidence
@@ -59,18 +59,30 @@ def command(study: str, variant: str, seed: int, noise: float | None, wd: pathli
   return cmd
 
 
+def peak_val(metrics_path: pathlib.Path) -> float:
+  """The best val accuracy any evaluation of the run saw (its best copy's, for populations): what
+  early stopping on val could have kept. NaN without a metrics log."""
+  if not metrics_path.exists():
+    return float("nan")
+  rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+  vals = [r.get("val_accuracy_best", r.get("val_accuracy")) for r in rows]
+  return max((v for v in vals if v is not None), default=float("nan"))
+
+
 def table(root, study, variants, seeds, noises) -> str:
   lines = [
-    "| noise | variant | test acc (mean ± std) | per seed | val acc (mean) | wall s (mean) |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| noise | variant | test acc (mean ± std) | per seed | val acc (mean) | peak val (mean) "
+    "| wall s (mean) |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
   ]
   for noise in noises:
     for variant in variants:
-      rows = []
+      rows, peaks = [], []
       for seed in seeds:
-        path = workdir(root, study, variant, seed, noise) / "summary.json"
-        if path.exists():
-          rows.append(json.loads(path.read_text()))
+        wd = workdir(root, study, variant, seed, noise)
+        if (wd / "summary.json").exists():
+          rows.append(json.loads((wd / "summary.json").read_text()))
+          peaks.append(peak_val(wd / "metrics.jsonl"))
       if not rows:
         continue
       test = np.array([r["test_accuracy"] for r in rows])
@@ -80,7 +92,7 @@ def table(root, study, variants, seeds, noises) -> str:
       noise_s = "0" if noise is None else f"{noise:g}"
       lines.append(
         f"| {noise_s} | {variant} | {test.mean():.4f} ± {test.std():.4f} (n={len(test)}) | "
-        f"{per_seed} | {val:.4f} | {wall:.0f} |"
+        f"{per_seed} | {val:.4f} | {np.mean(peaks):.4f} | {wall:.0f} |"
       )
   return "\n".join(lines)
 
