@@ -41,17 +41,12 @@ def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
 
   A CIFAR-10 copy found through `$JAXML_DATA_DIR`, `../shared/data` or TFDS must be complete
   (5000 train / 1000 test images per class), so a truncated copy of the real data is an error. A
-  copy found in an explicit `config.data.dir` may have any size: that is how a custom or tiny copy
-  is used (tests, debugging); a warning says when it is not the full data set. (An explicit dir
-  holding no data falls through to the default search, whose copy is checked as usual.)
+  copy in an explicit `config.data.dir` (the only place searched then) may have any size: that is
+  how a custom or tiny copy is used (tests, debugging); a warning says when it is not the full
+  data set.
   """
   validate_data_config(data_cfg)
-  expected = cifar10.FULL_PER_CLASS
-  if data_cfg.dir:
-    source = cifar10.find_source(data_cfg.dir, data_cfg.use_tfds).location.resolve()
-    explicit = pathlib.Path(data_cfg.dir).expanduser().resolve()
-    if source == explicit or explicit in source.parents:
-      expected = None
+  expected = None if data_cfg.dir else cifar10.FULL_PER_CLASS
   data = build_datasets(data_cfg, seed, expected_per_class=expected)
   n_test = int(data.test.labels.shape[0])
   full_test = cifar10.FULL_PER_CLASS[1] * cifar10.NUM_CLASSES
@@ -74,8 +69,8 @@ class PopulationRun:
     loss_fn, aux_init); None for plain training."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
-    self.writer = RunWriter(self.workdir)
-    self.writer.write_config(config)
+    # Everything that can refuse the run (data, sizes, the model) comes before the first file is
+    # written: a run that cannot start leaves its workdir as it found it.
     self.data = load_datasets(config.data, config.seed)
     p = config.population
     self.pop = Population(p.size, p.mapping, fast_compile=p.fast_compile)
@@ -107,6 +102,8 @@ class PopulationRun:
       loss_fn=hook("loss_fn"),
       aux_init=hook("aux_init"),
     )
+    self.writer = RunWriter(self.workdir)
+    self.writer.write_config(config)
     self.history_path = self.workdir / "trunks.npz"
     self.ckpt = checkpoint.Checkpointer(
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
