@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxml import checkpoint, configs, training
+from jaxml import checkpoint, configs, preemption, training
 from jaxml.data import build_datasets, cifar10, validate_data_config
 from jaxml.engine import Engine
 from jaxml.errors import ConfigError
@@ -137,9 +137,20 @@ class PopulationRun:
     summary.setdefault("data_source", self.data.source)
     self.writer.write_summary(summary)
     plots.plot_curves(self.writer.metrics_path, self.workdir / "plots" / "curves.png")
+    self.close()
+    return summary
+
+  def close(self) -> None:
+    """Flushes and stops the metrics writer (its TensorBoard thread) and the checkpointer."""
     self.writer.close()
     self.ckpt.close()
-    return summary
+
+  def stop_if_requested(self, step: int) -> None:
+    """After the checkpoint at `step`: leave with `Preempted` if a stop signal arrived."""
+    signum = preemption.requested()
+    if signum is not None:
+      self.close()
+      raise preemption.Preempted(signum, step, self.workdir)
 
 
 class Timer:
@@ -166,11 +177,16 @@ def train_steps(
 ):
   """Steps [start, end) of the population; logs train metrics every `log_every_steps`.
 
+  Returns (population, the step reached): `end`, or earlier when a stop signal arrived
+  (`jaxml.preemption`: the step in flight finishes, then the loop returns).
   `timer['train_s']` accumulates the time spent in training steps (for images/s).
   """
   t0 = time.perf_counter()
   log_every = run.config.log_every_steps
+  reached = start
   for s in range(start, end):
+    if preemption.requested():
+      break
     pop, metrics = run.engine.step(pop, hparams, shared, s)
     if (s + 1) % log_every == 0 or s + 1 == end:
       m = to_host(metrics)
@@ -188,10 +204,11 @@ def train_steps(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
     if bar is not None:
       bar.update(1)
+    reached = s + 1
   jax.block_until_ready(pop)
   if timer is not None:
     timer["train_s"] = timer.get("train_s", 0.0) + time.perf_counter() - t0
-  return pop
+  return pop, reached
 
 
 def progress_bar(run: PopulationRun, start: int, desc: str):

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxml import config_cli
+from jaxml import config_cli, preemption
 from jaxml.errors import ConfigError, JaxmlError
 
 METHODS = ("train", "ohl", "amlfs", "tabular")
@@ -66,6 +66,10 @@ def main(argv):
     config_cli.fail(ConfigError("missing --workdir DIR"), 2)
   try:
     run_experiment(_CONFIG.value, _WORKDIR.value)
+  except preemption.Preempted as e:  # not an error: the run is saved and resumable
+    logging.flush()
+    print(f"jaxml: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
   except JaxmlError as e:
     logging.flush()
     config_cli.fail(e, e.exit_code)
