@@ -19,7 +19,10 @@ finishes bit-identically. `controller=None` is plain training (K seeds or K = 1)
 only evaluate and checkpoint.
 
 Non-finite rule: a copy whose val accuracy or loss is NaN/inf gets reward 0 and is never the
-best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread.
+best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread; the
+trunk's log names it. Plain populations keep it (flagged) or, with `population.reset_diverged`,
+restart it from fresh weights. When every copy has diverged the run stops (`DivergedError`,
+exit 5) instead of training on NaNs.
 
 A checkpoint inside a trunk stores the controller state of the trunk's start, so on resume the
 loop asks again with the same key and gets the same hparams (ask must be a pure function).
@@ -31,9 +34,10 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from jaxml import preemption
-from jaxml.errors import ConfigError
+from jaxml.errors import ConfigError, DivergedError
 from jaxml.experiment import PopulationRun, Timer, progress_bar, train_steps
 
 
@@ -245,9 +249,22 @@ def run_trunks(
         acc = np.asarray(val["accuracy"], np.float64)
         finite = np.isfinite(acc) & np.isfinite(np.asarray(val["loss"], np.float64))
         rewards = np.where(finite, acc, 0.0)
+        if not finite.any():
+          run.close()
+          raise DivergedError(
+            f"every copy diverged by step {t1} (non-finite val loss/accuracy in all "
+            f"{run.pop.size}); the last good checkpoint is kept: lower optim.lr (now "
+            f"{config.optim.lr}) or set optim.grad_clip, then re-run"
+          )
+        if not finite.all():
+          logging.warning(
+            "trunk %d: copies %s diverged (non-finite val)", t, np.flatnonzero(~finite)
+          )
         row = {"trunk": t, **_val_row(val, finite)}
         report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux))
         action, info = Keep(), {}
+        if controller is None and config.population.reset_diverged and not finite.all():
+          action = Reinit(tuple(int(i) for i in np.flatnonzero(~finite)))
         if controller is not None:
           ctrl, action, info = controller.tell(asked, report)
           for k, v in controller.history(ctrl).items():
