@@ -30,9 +30,8 @@ def find_config_arg(argv: list[str]) -> str | None:
   return None
 
 
-def load_config_file(value: str) -> ml_collections.ConfigDict:
-  """Imports the experiment file and calls `get_config(arg)` with clear errors."""
-  path, arg = split_config_arg(value)
+def load_module(path: str):
+  """Imports an experiment file (a one-line `ConfigError` if it is missing or fails to import)."""
   p = pathlib.Path(path)
   if not p.is_file():
     raise ConfigError(f"config file not found: {path} (expected experiments/<method>/<name>.py)")
@@ -46,6 +45,13 @@ def load_config_file(value: str) -> ml_collections.ConfigDict:
     raise ConfigError(f"config file {path} failed to import: {type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path} defines no get_config(arg)")
+  return module
+
+
+def load_config_file(value: str) -> ml_collections.ConfigDict:
+  """Imports the experiment file and calls `get_config(arg)` with clear errors."""
+  path, arg = split_config_arg(value)
+  module = load_module(path)
   return module.get_config(arg) if arg is not None else module.get_config()
 
 

@@ -99,6 +99,7 @@ def population_config(**overrides) -> ml_collections.ConfigDict:
   c.same_batch = True  # all copies read the same batch (their augmentations still differ)
   c.same_init = False  # all copies start from the same weights (OHL) or from K seeds
   c.fast_compile = False  # CPU: cheaper compiles, slower steps (population.FAST_COMPILE_CPU)
+  c.reset_diverged = False  # plain training: restart diverged copies at the trunk end
   c.update(overrides)
   return c
 

@@ -28,3 +28,10 @@ class CheckpointError(JaxmlError):
   """A checkpoint that cannot be restored (corrupt, partial, or of another run)."""
 
   exit_code = 4
+
+
+class DivergedError(JaxmlError):
+  """Every copy of a population has a non-finite val loss or accuracy: training on would only
+  train on NaNs. The last good checkpoint is kept; change the config (e.g. a lower lr)."""
+
+  exit_code = 5

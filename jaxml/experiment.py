@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxml import checkpoint, configs, training
+from jaxml import checkpoint, configs, preemption, training
 from jaxml.data import build_datasets, cifar10, validate_data_config
 from jaxml.engine import Engine
 from jaxml.errors import ConfigError
@@ -41,17 +41,12 @@ def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
 
   A CIFAR-10 copy found through `$JAXML_DATA_DIR`, `../shared/data` or TFDS must be complete
   (5000 train / 1000 test images per class), so a truncated copy of the real data is an error. A
-  copy found in an explicit `config.data.dir` may have any size: that is how a custom or tiny copy
-  is used (tests, debugging); a warning says when it is not the full data set. (An explicit dir
-  holding no data falls through to the default search, whose copy is checked as usual.)
+  copy in an explicit `config.data.dir` (the only place searched then) may have any size: that is
+  how a custom or tiny copy is used (tests, debugging); a warning says when it is not the full
+  data set.
   """
   validate_data_config(data_cfg)
-  expected = cifar10.FULL_PER_CLASS
-  if data_cfg.dir:
-    source = cifar10.find_source(data_cfg.dir, data_cfg.use_tfds).location.resolve()
-    explicit = pathlib.Path(data_cfg.dir).expanduser().resolve()
-    if source == explicit or explicit in source.parents:
-      expected = None
+  expected = None if data_cfg.dir else cifar10.FULL_PER_CLASS
   data = build_datasets(data_cfg, seed, expected_per_class=expected)
   n_test = int(data.test.labels.shape[0])
   full_test = cifar10.FULL_PER_CLASS[1] * cifar10.NUM_CLASSES
@@ -74,8 +69,8 @@ class PopulationRun:
     loss_fn, aux_init); None for plain training."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
-    self.writer = RunWriter(self.workdir)
-    self.writer.write_config(config)
+    # Everything that can refuse the run (data, sizes, the model) comes before the first file is
+    # written: a run that cannot start leaves its workdir as it found it.
     self.data = load_datasets(config.data, config.seed)
     p = config.population
     self.pop = Population(p.size, p.mapping, fast_compile=p.fast_compile)
@@ -107,6 +102,8 @@ class PopulationRun:
       loss_fn=hook("loss_fn"),
       aux_init=hook("aux_init"),
     )
+    self.writer = RunWriter(self.workdir)
+    self.writer.write_config(config)
     self.history_path = self.workdir / "trunks.npz"
     self.ckpt = checkpoint.Checkpointer(
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
@@ -140,9 +137,20 @@ class PopulationRun:
     summary.setdefault("data_source", self.data.source)
     self.writer.write_summary(summary)
     plots.plot_curves(self.writer.metrics_path, self.workdir / "plots" / "curves.png")
+    self.close()
+    return summary
+
+  def close(self) -> None:
+    """Flushes and stops the metrics writer (its TensorBoard thread) and the checkpointer."""
     self.writer.close()
     self.ckpt.close()
-    return summary
+
+  def stop_if_requested(self, step: int) -> None:
+    """After the checkpoint at `step`: leave with `Preempted` if a stop signal arrived."""
+    signum = preemption.requested()
+    if signum is not None:
+      self.close()
+      raise preemption.Preempted(signum, step, self.workdir)
 
 
 class Timer:
@@ -169,11 +177,16 @@ def train_steps(
 ):
   """Steps [start, end) of the population; logs train metrics every `log_every_steps`.
 
+  Returns (population, the step reached): `end`, or earlier when a stop signal arrived
+  (`jaxml.preemption`: the step in flight finishes, then the loop returns).
   `timer['train_s']` accumulates the time spent in training steps (for images/s).
   """
   t0 = time.perf_counter()
   log_every = run.config.log_every_steps
+  reached = start
   for s in range(start, end):
+    if preemption.requested():
+      break
     pop, metrics = run.engine.step(pop, hparams, shared, s)
     if (s + 1) % log_every == 0 or s + 1 == end:
       m = to_host(metrics)
@@ -191,10 +204,11 @@ def train_steps(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
     if bar is not None:
       bar.update(1)
+    reached = s + 1
   jax.block_until_ready(pop)
   if timer is not None:
     timer["train_s"] = timer.get("train_s", 0.0) + time.perf_counter() - t0
-  return pop
+  return pop, reached
 
 
 def progress_bar(run: PopulationRun, start: int, desc: str):

@@ -6,13 +6,15 @@ resumes the run. Config mistakes end in one line on stderr and exit code 2; miss
 and checkpoints end likewise with their own exit codes (see jaxml/errors.py).
 """
 
+import ast
 import importlib
+import pathlib
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxml import config_cli
+from jaxml import config_cli, preemption
 from jaxml.errors import ConfigError, JaxmlError
 
 METHODS = ("train", "ohl", "amlfs", "tabular")
@@ -36,7 +38,17 @@ def run_experiment(config, workdir: str) -> dict:
     raise ConfigError("config has no 'method' field")
   method = get_method(config.method)
   method.validate_config(config)
+  check_workdir(workdir)
   return method.run(config, workdir)
+
+
+def check_workdir(workdir: str) -> None:
+  """A workdir is a directory (created by the run) or a path that does not exist yet."""
+  path = pathlib.Path(workdir).expanduser()
+  for p in (path, *path.parents):
+    if p.exists() and not p.is_dir():
+      what = "--workdir" if p == path else f"--workdir {workdir}: its parent"
+      raise ConfigError(f"{what} {p} exists and is not a directory")
 
 
 def main(argv):
@@ -54,12 +66,59 @@ def main(argv):
     config_cli.fail(ConfigError("missing --workdir DIR"), 2)
   try:
     run_experiment(_CONFIG.value, _WORKDIR.value)
+  except preemption.Preempted as e:  # not an error: the run is saved and resumable
+    logging.flush()
+    print(f"jaxml: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
   except JaxmlError as e:
     logging.flush()
     config_cli.fail(e, e.exit_code)
 
 
+HELP_FLAGS = ("-h", "--help", "-?", "--helpshort", "--helpfull")
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _variants(module: ast.Module) -> str:
+  """An experiment file's `VARIANTS = (...)` or `= <method>.VARIANTS`, read without importing."""
+  for node in module.body:
+    names = [getattr(t, "id", "") for t in getattr(node, "targets", [])]
+    if isinstance(node, ast.Assign) and "VARIANTS" in names:
+      if isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name):
+        return ", ".join(get_method(node.value.value.id).VARIANTS)
+      return ", ".join(ast.literal_eval(node.value)) or "-"
+  return "?"
+
+
+def usage() -> str:
+  """The `--help` text: flags, override syntax, methods, experiment files and their variants."""
+  lines = [
+    "usage: python -m jaxml.main --config experiments/<method>/<name>.py[:variant,...] "
+    "--workdir DIR [--config.<key>=<value> ...]",
+    "",
+    "  --config FILE[:ARGS]  experiment file; ARGS = comma-separated variants (below)",
+    "  --workdir DIR         run directory: created if missing; the same command on the same",
+    "                        DIR resumes the run from its last checkpoint",
+    "  --config.<key>=<v>    override any config field, e.g. --config.optim.lr=0.05",
+    "                        --config.population.size=4 --config.data.dir=/data",
+    "",
+    f"methods: {', '.join(METHODS)} (jaxml/methods/<method>.py)",
+    "exit codes: 0 done, 2 config error, 3 data error, 4 checkpoint error (jaxml/errors.py)",
+    "",
+    "experiment files [variants] - first docstring line:",
+  ]
+  for path in sorted(EXPERIMENTS_DIR.rglob("*.py")):
+    module = ast.parse(path.read_text())
+    doc = (ast.get_docstring(module) or "").splitlines()
+    lines.append(f"  {path.relative_to(EXPERIMENTS_DIR.parent)} [{_variants(module)}]")
+    lines.append(f"      {doc[0] if doc else ''}")
+  return "\n".join(lines)
+
+
 def _flags_parser(argv):
+  if any(a in HELP_FLAGS for a in argv[1:]):
+    print(usage())
+    sys.exit(0)
   try:
     return config_cli.parse_flags(argv)
   except ConfigError as e:

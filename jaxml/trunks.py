@@ -19,7 +19,10 @@ finishes bit-identically. `controller=None` is plain training (K seeds or K = 1)
 only evaluate and checkpoint.
 
 Non-finite rule: a copy whose val accuracy or loss is NaN/inf gets reward 0 and is never the
-best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread.
+best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread; the
+trunk's log names it. Plain populations keep it (flagged) or, with `population.reset_diverged`,
+restart it from fresh weights. When every copy has diverged the run stops (`DivergedError`,
+exit 5) instead of training on NaNs.
 
 A checkpoint inside a trunk stores the controller state of the trunk's start, so on resume the
 loop asks again with the same key and gets the same hparams (ask must be a pure function).
@@ -31,8 +34,10 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from jaxml.errors import ConfigError
+from jaxml import preemption
+from jaxml.errors import ConfigError, DivergedError
 from jaxml.experiment import PopulationRun, Timer, progress_bar, train_steps
 
 
@@ -219,48 +224,64 @@ def run_trunks(
     "pop": pop,
     **({"controller": ctrl, "hparams": host_hparams} if controller else {}),
   }
-  for t, (t0, t1) in enumerate(trunks):
-    if t1 <= start:
-      continue
-    asked, host_hparams, shared = ctrl, {}, {}
-    if controller is not None:
-      # `ctrl` stays the trunk-start state (saved inside the trunk), so a resume inside the
-      # trunk asks again identically; tell continues from the state ask returned.
-      asked, host_hparams, shared = controller.ask(ctrl, jax.random.fold_in(ctrl_key, t + 1))
-    hparams = run.pop.put_copies(host_hparams)
-    shared = run.pop.put_replicated(shared)
-    s = max(t0, start)
-    while s < t1:
-      end = min(t1, (s // checkpoint_every + 1) * checkpoint_every) if checkpoint_every else t1
-      pop = train_steps(run, pop, hparams, shared, s, end, bar, clock)
-      s = end
-      if s < t1:  # a checkpoint inside the trunk: the controller as at the trunk's start
-        meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
-        run.save(s, saved(), meta)
-    if "val" in engine.eval_sets:
-      val = engine.evaluate(pop, "val", host_hparams)
-      acc = np.asarray(val["accuracy"], np.float64)
-      finite = np.isfinite(acc) & np.isfinite(np.asarray(val["loss"], np.float64))
-      rewards = np.where(finite, acc, 0.0)
-      row = {"trunk": t, **_val_row(val, finite)}
-      report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux))
-      action, info = Keep(), {}
+  with preemption.catch_stop_signals():  # SIGTERM/SIGINT: save, then stop
+    for t, (t0, t1) in enumerate(trunks):
+      if t1 <= start:
+        continue
+      asked, host_hparams, shared = ctrl, {}, {}
       if controller is not None:
-        ctrl, action, info = controller.tell(asked, report)
-        for k, v in controller.history(ctrl).items():
-          history.setdefault(k, []).append(np.asarray(v))
-      pop = clear_aux(_apply(run, pop, action, t, same_init, host_hparams))
-      meta["rewards"].append(rewards.tolist())
-      meta["best_copy"].append(report.best())
-      meta["last"] = type(action).__name__.lower()
-      row.update({f"{controller.name}_{k}": v for k, v in info.items()} if controller else {})
-      run.writer.write_scalars(t1, row)
-      if controller is not None:
-        history.setdefault("rewards", []).append(rewards)
-        history.setdefault("best_copy", []).append(np.int32(report.best()))
-        _save_history(run.history_path, history)
-    meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
-    run.save(t1, saved(), meta)
+        # `ctrl` stays the trunk-start state (saved inside the trunk), so a resume inside the
+        # trunk asks again identically; tell continues from the state ask returned.
+        asked, host_hparams, shared = controller.ask(ctrl, jax.random.fold_in(ctrl_key, t + 1))
+      hparams = run.pop.put_copies(host_hparams)
+      shared = run.pop.put_replicated(shared)
+      s = max(t0, start)
+      while s < t1:
+        end = min(t1, (s // checkpoint_every + 1) * checkpoint_every) if checkpoint_every else t1
+        pop, s = train_steps(run, pop, hparams, shared, s, end, bar, clock)
+        if s < t1:  # a checkpoint inside the trunk (or where a stop signal ended the steps early):
+          # the controller as at the trunk's start
+          meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+          run.save(s, saved(), meta)
+          run.stop_if_requested(s)
+      if "val" in engine.eval_sets:
+        val = engine.evaluate(pop, "val", host_hparams)
+        acc = np.asarray(val["accuracy"], np.float64)
+        finite = np.isfinite(acc) & np.isfinite(np.asarray(val["loss"], np.float64))
+        rewards = np.where(finite, acc, 0.0)
+        if not finite.any():
+          run.close()
+          raise DivergedError(
+            f"every copy diverged by step {t1} (non-finite val loss/accuracy in all "
+            f"{run.pop.size}); the last good checkpoint is kept: lower optim.lr (now "
+            f"{config.optim.lr}) or set optim.grad_clip, then re-run"
+          )
+        if not finite.all():
+          logging.warning(
+            "trunk %d: copies %s diverged (non-finite val)", t, np.flatnonzero(~finite)
+          )
+        row = {"trunk": t, **_val_row(val, finite)}
+        report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux))
+        action, info = Keep(), {}
+        if controller is None and config.population.reset_diverged and not finite.all():
+          action = Reinit(tuple(int(i) for i in np.flatnonzero(~finite)))
+        if controller is not None:
+          ctrl, action, info = controller.tell(asked, report)
+          for k, v in controller.history(ctrl).items():
+            history.setdefault(k, []).append(np.asarray(v))
+        pop = clear_aux(_apply(run, pop, action, t, same_init, host_hparams))
+        meta["rewards"].append(rewards.tolist())
+        meta["best_copy"].append(report.best())
+        meta["last"] = type(action).__name__.lower()
+        row.update({f"{controller.name}_{k}": v for k, v in info.items()} if controller else {})
+        run.writer.write_scalars(t1, row)
+        if controller is not None:
+          history.setdefault("rewards", []).append(rewards)
+          history.setdefault("best_copy", []).append(np.int32(report.best()))
+          _save_history(run.history_path, history)
+      meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+      run.save(t1, saved(), meta)
+      run.stop_if_requested(t1)
   bar.close()
 
   summary = {

@@ -151,3 +151,15 @@ def test_every_experiment_file_validates(path):
 
   config = config_cli.load_config_file(str(REPO / path))
   main.get_method(config.method).validate_config(config)
+
+
+@pytest.mark.parametrize(
+  "path", sorted(str(p.relative_to(REPO)) for p in (REPO / "experiments").rglob("*.py"))
+)
+def test_every_experiment_file_declares_the_variants_it_accepts(path):
+  """`VARIANTS` (what `--help` lists) is exactly what the file's `:arg` accepts."""
+  variants = config_cli.load_module(str(REPO / path)).VARIANTS
+  for v in variants:
+    config_cli.load_config_file(f"{REPO / path}:{v}")
+  with pytest.raises(ConfigError, match=f"valid: {', '.join(variants)}, comma-separated"):
+    config_cli.load_config_file(f"{REPO / path}:nosuch")

@@ -194,22 +194,68 @@ def test_population_must_fit_the_devices(monkeypatch, size, batch, expected):
 
 
 def test_missing_data_is_exit_3_and_names_every_place_searched(capsys, tmp_path, monkeypatch):
-  explicit, env = tmp_path / "explicit", tmp_path / "env"
-  explicit.mkdir()
+  env = tmp_path / "env"
   env.mkdir()
   monkeypatch.setenv(locate.ENV_VAR, str(env))
   monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "repo")  # hide the real ../shared/data
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-  args = [
-    "--config",
-    SMOKE,
-    f"--config.data.dir={explicit}",
-    "--config.data.use_tfds=False",
-    "--workdir",
-    str(tmp_path / "run"),
-  ]
+  workdir = tmp_path / "run"
+  args = ["--config", SMOKE, "--config.data.use_tfds=False", "--workdir", str(workdir)]
   code, line = cli(args, capsys)
   assert code == 3
   assert "CIFAR-10 not found" in line
-  for place in (explicit, env, tmp_path / "shared" / "data"):
+  for place in (env, tmp_path / "shared" / "data"):
     assert str(place) in line
+  assert not workdir.exists()  # a run that cannot start writes nothing
+
+
+def test_explicit_data_dir_is_used_or_refused_never_replaced(capsys, tmp_path):
+  """config.data.dir naming a folder without CIFAR-10 is refused even though the default search
+  (../shared/data here, or $JAXML_DATA_DIR) would find a copy; the workdir stays untouched."""
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  workdir = tmp_path / "run"
+  args = ["--config", SMOKE, f"--config.data.dir={empty}", "--workdir", str(workdir)]
+  code, line = cli(args, capsys)
+  assert code == 3
+  assert f"config.data.dir={empty} holds no CIFAR-10" in line
+  assert not workdir.exists()
+
+
+def test_failed_start_leaves_an_existing_workdir_as_it_was(capsys, tmp_path, tiny_cifar_dir):
+  """A truncated data file: exit 3, and the workdir (existing, with a file in it) is unchanged."""
+  import shutil
+
+  broken = tmp_path / "broken"
+  shutil.copytree(tiny_cifar_dir, broken)
+  batch = next(broken.rglob("test_batch"))
+  batch.write_bytes(batch.read_bytes()[:1000])
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "notes.txt").write_text("mine")
+  args = ["--config", SMOKE, f"--config.data.dir={broken}", "--config.data.val_size=20"]
+  code, line = cli([*args, "--workdir", str(workdir)], capsys)
+  assert code == 3 and "test_batch" in line
+  assert sorted(p.name for p in workdir.iterdir()) == ["notes.txt"]
+
+
+def test_workdir_that_is_a_file_is_a_config_error(capsys, tmp_path):
+  path = tmp_path / "a_file"
+  path.write_text("x")
+  code, line = cli(["--config", SMOKE, "--workdir", str(path)], capsys)
+  assert code == 2 and f"--workdir {path} exists and is not a directory" in line
+  code, line = cli(["--config", SMOKE, "--workdir", str(path / "run")], capsys)
+  assert code == 2 and "its parent" in line and path.read_text() == "x"
+
+
+def test_help_prints_the_usage_with_every_experiment_and_its_variants(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    jaxml_main._flags_parser(["jaxml.main", "--help"])
+  assert exit_info.value.code == 0
+  out = capsys.readouterr().out
+  assert out.startswith("usage: python -m jaxml.main --config")
+  assert "--config.<key>=<v>" in out and ", ".join(jaxml_main.METHODS) in out
+  for path in sorted((jaxml_main.EXPERIMENTS_DIR).rglob("*.py")):
+    rel = str(path.relative_to(jaxml_main.EXPERIMENTS_DIR.parent))
+    module = config_cli.load_module(str(path))
+    assert f"{rel} [{', '.join(module.VARIANTS) or '-'}]" in out

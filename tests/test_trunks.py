@@ -83,6 +83,42 @@ def test_diverged_copy_gets_zero_reward_and_is_never_broadcast(config, tmp_path)
   assert isinstance(summary["test_accuracy"], float) and "test_accuracy_per_copy" not in summary
 
 
+def test_every_copy_diverged_stops_the_run_with_a_clear_error(config, tmp_path):
+  from jaxml.errors import DivergedError
+
+  with pytest.raises(DivergedError, match="every copy diverged by step 4") as err:
+    _run(config, tmp_path, LrController([1e30, 1e30, 1e30]))
+  assert err.value.exit_code == 5
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == []  # no NaN state
+
+
+def test_plain_population_resets_a_diverged_copy_when_asked(config, tmp_path, monkeypatch):
+  """No controller: copy 1's val comes back NaN after trunk 1; `reset_diverged` restarts it."""
+  calls, original = [], experiment.Engine.evaluate
+
+  def evaluate(self, pop, split, hparams=None):
+    out = original(self, pop, split, hparams)
+    calls.append(split)
+    if split == "val" and len(calls) == 1:
+      out = {**out, "loss": np.asarray(out["loss"]).copy()}
+      out["loss"][1] = np.nan
+    return out
+
+  monkeypatch.setattr(experiment.Engine, "evaluate", evaluate)
+  fresh = {}
+  real_apply = trunks._apply
+
+  def spy(run, pop, action, *args):
+    fresh.setdefault("actions", []).append(action)
+    return real_apply(run, pop, action, *args)
+
+  monkeypatch.setattr(trunks, "_apply", spy)
+  reset = config.copy_and_resolve_references()
+  reset.population.reset_diverged = True
+  _run(reset, tmp_path, None)
+  assert fresh["actions"][0] == trunks.Reinit((1,)) and fresh["actions"][1] == Keep()
+
+
 def test_select_action_is_applied(config, tmp_path):
   captured = {}
   real_apply = trunks._apply

@@ -147,3 +147,27 @@ def tiny_method_config(experiment: str, data_dir, cache_dir, **overrides):
   for key, value in overrides.items():
     set_path(c, key, value)
   return c
+
+
+def run_stopped_by_signal(run, monkeypatch, at_step: int, signum: int):
+  """Calls `run()` and sends this process `signum` while train step `at_step` (0-based) runs,
+  as a cluster's SIGTERM or a user's Ctrl-C would; returns the `Preempted` the run ended with."""
+  import os
+
+  import pytest
+
+  from jaxml import engine, preemption
+
+  original = engine.Engine.step
+
+  def step_then_signal(self, pop, hparams, shared, step):
+    out = original(self, pop, hparams, shared, step)
+    if step == at_step - 1:  # the step that ends at `at_step` is in flight
+      os.kill(os.getpid(), signum)
+    return out
+
+  monkeypatch.setattr(engine.Engine, "step", step_then_signal)
+  with pytest.raises(preemption.Preempted) as err:
+    run()
+  monkeypatch.setattr(engine.Engine, "step", original)
+  return err.value

@@ -13,14 +13,18 @@ images, 60 epochs; set the noise with --config.data.label_noise) with K = 4 copi
 
 import pathlib
 
-from jaxml import config_cli
+from jaxml import config_cli, configs
 from jaxml.methods import amlfs
 
 BASELINE = pathlib.Path(__file__).resolve().parents[1] / "baselines" / "cifar10_cpu_study.py"
 
+VARIANTS = ("baseline", "frozen")  # no `smoke`: the study is already CPU-sized
+
 
 def get_config(arg: str | None = None):
-  c = amlfs.experiment(lambda: config_cli.load_config_file(str(BASELINE)), arg, "cpu_study")
+  name = "amlfs/cifar10_cpu_study"
+  configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("baseline", "frozen")])
+  c = amlfs.experiment(lambda: config_cli.load_config_file(str(BASELINE)), arg, name)
   if c.method == "amlfs":
     c.population.size = 4
     c.amlfs.trunk_epochs = 5.0

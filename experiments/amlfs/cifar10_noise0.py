@@ -19,6 +19,8 @@ from jaxml.methods import amlfs
 BASELINE = pathlib.Path(__file__).resolve().parents[1] / "baselines" / "cifar10_resnet20.py"
 NOISE = 0.0
 
+VARIANTS = amlfs.VARIANTS
+
 
 def load_baseline():
   c = config_cli.load_config_file(str(BASELINE))

@@ -16,8 +16,11 @@ from jaxml import configs
 TRAIN_IMAGES, VAL_IMAGES = 1000, 2000
 
 
+VARIANTS = ()  # the `:arg` values this file accepts (comma-separated)
+
+
 def get_config(arg: str | None = None):
-  configs.parse_variants(arg, (), name="baselines/cifar10_cpu_study")
+  configs.parse_variants(arg, VARIANTS, name="baselines/cifar10_cpu_study")
   c = configs.training_config("train", "cifar_resnet")
   c.model.update(depth=8, width=16)
   c.data.update(

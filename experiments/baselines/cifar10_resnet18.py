@@ -9,12 +9,14 @@ crop + flip; the OHL baselines use the same schedule.
 
 from jaxml import configs
 
+VARIANTS = ("smoke",)  # the `:arg` values this file accepts (comma-separated)
+
 
 def get_config(arg: str | None = None):
   c = configs.training_config("train", "resnet18")
   c.optim.update(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine")
   c.num_epochs = 200.0
-  if "smoke" in configs.parse_variants(arg, ("smoke",), name="baselines/cifar10_resnet18"):
+  if "smoke" in configs.parse_variants(arg, VARIANTS, name="baselines/cifar10_resnet18"):
     # ResNet-18 is ~40x the compute of ResNet-20: the smoke run swaps in an 8-channel ResNet-8
     # at 16x16 so the whole pipeline runs in seconds on a CPU.
     configs.shrink_for_cpu(c, "cifar_resnet", depth=8, width=8)

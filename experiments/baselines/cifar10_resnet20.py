@@ -9,6 +9,8 @@ SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 
 
 from jaxml import configs
 
+VARIANTS = ("smoke",)  # the `:arg` values this file accepts (comma-separated)
+
 
 def get_config(arg: str | None = None):
   c = configs.training_config("train", "resnet20")
@@ -22,7 +24,7 @@ def get_config(arg: str | None = None):
     decay_factor=0.1,
   )
   c.num_steps = 64000
-  if "smoke" in configs.parse_variants(arg, ("smoke",), name="baselines/cifar10_resnet20"):
+  if "smoke" in configs.parse_variants(arg, VARIANTS, name="baselines/cifar10_resnet20"):
     # ~55 s on a quiet 2-core CPU (measured): 80 steps of 64 on real CIFAR-10, 2k val + full test.
     c.batch_size = 64
     c.num_steps = 80

@@ -9,6 +9,8 @@ dropout 0 (the paper's 3.89% setting without dropout uses the same schedule).
 
 from jaxml import configs
 
+VARIANTS = ("smoke",)  # the `:arg` values this file accepts (comma-separated)
+
 
 def get_config(arg: str | None = None):
   c = configs.training_config("train", "wrn")
@@ -23,7 +25,7 @@ def get_config(arg: str | None = None):
     decay_factor=0.2,
   )
   c.num_epochs = 200.0
-  if "smoke" in configs.parse_variants(arg, ("smoke",), name="baselines/cifar10_wrn28_10"):
+  if "smoke" in configs.parse_variants(arg, VARIANTS, name="baselines/cifar10_wrn28_10"):
     # WRN-28-10 is far too big for a CPU smoke run: WRN-10-1 at 16x16 on a 10% subset.
     configs.shrink_for_cpu(c, "wrn", depth=10, width=1, dropout=0.0)
   return c

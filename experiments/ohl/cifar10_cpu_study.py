@@ -12,14 +12,18 @@ trunks of 5 epochs, rewards on 2,000 val images. Variants: `baseline` (crop/flip
 
 import pathlib
 
-from jaxml import config_cli
+from jaxml import config_cli, configs
 from jaxml.methods import ohl
 
 BASELINE = pathlib.Path(__file__).resolve().parents[1] / "baselines" / "cifar10_cpu_study.py"
 
+VARIANTS = ("baseline", "frozen")  # no `smoke`: the study is already CPU-sized
+
 
 def get_config(arg: str | None = None):
-  c = ohl.experiment(lambda a: config_cli.load_config_file(f"{BASELINE}:{a}"), arg, "cpu_study")
+  name = "ohl/cifar10_cpu_study"
+  configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("baseline", "frozen")])
+  c = ohl.experiment(lambda a: config_cli.load_config_file(f"{BASELINE}:{a}"), arg, name)
   if c.method == "ohl":
     c.population.size = 4
     c.ohl.trunk_epochs = 5.0

@@ -19,6 +19,8 @@ from jaxml.methods import ohl
 # Model, data and schedule come from the matching plain-training recipe.
 BASELINE = pathlib.Path(__file__).resolve().parents[1] / "baselines" / "cifar10_resnet18.py"
 
+VARIANTS = ohl.VARIANTS
+
 
 def get_config(arg: str | None = None):
   return ohl.experiment(

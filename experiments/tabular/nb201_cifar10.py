@@ -23,6 +23,8 @@ import ml_collections
 
 from jaxml import configs
 
+VARIANTS = ("smoke",)  # the `:arg` values this file accepts (comma-separated)
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -39,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.spos = ml_collections.ConfigDict(
     {"population_size": 50, "topk": 10, "mutation_prob": 0.1, "max_tries": 10}
   )
-  if "smoke" in configs.parse_variants(arg, ("smoke",), name="tabular/nb201_cifar10"):
+  if "smoke" in configs.parse_variants(arg, VARIANTS, name="tabular/nb201_cifar10"):
     # Seconds on a 2-core CPU (mostly compile time).
     c.num_seeds = 50
     c.queries = 50

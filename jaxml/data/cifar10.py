@@ -116,6 +116,12 @@ def find_source(data_dir: str | None = None, use_tfds: bool = True) -> Source:
     for d in (root / PICKLE_DIR, root / "cifar10" / PICKLE_DIR, root):
       if all((d / f).is_file() for f in pickles):
         return Source("pickle", d, tuple(d / f for f in pickles))
+  if data_dir:  # the user's own directory: used or refused, never replaced (see locate.py)
+    raise DataError(
+      f"config.data.dir={data_dir} holds no CIFAR-10: expected cifar10/{{train,test}}.zip or "
+      f"{PICKLE_DIR}/{{data_batch_1..5,test_batch}} (or those files directly in it). Fix the "
+      "path, or set config.data.dir='' to search $JAXML_DATA_DIR, ../shared/data and TFDS."
+    )
   tfds_source, tfds_note = _find_tfds(use_tfds)
   if tfds_source is not None:
     return tfds_source

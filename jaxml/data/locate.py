@@ -1,12 +1,12 @@
 """Where jaxml looks for data sets on disk.
 
-Search order (first hit wins), shared by every data set the package reads:
+An explicit directory (usually `config.data.dir`) is the only place searched when given: data the
+user names is used or refused with an error naming it, never replaced by a copy found elsewhere.
+Without one, the search order (first hit wins), shared by every data set the package reads, is:
 
-1. an explicit directory (usually `config.data.dir`), if given;
-2. `$JAXML_DATA_DIR`;
-3. `../shared/data` next to the repository root (the layout of the project's machines).
-
-TFDS is a further route for CIFAR-10 only, handled by `jaxml.data.cifar10`.
+1. `$JAXML_DATA_DIR`;
+2. `../shared/data` next to the repository root (the layout of the project's machines);
+3. TFDS, for CIFAR-10 only (handled by `jaxml.data.cifar10`).
 """
 
 import os
@@ -19,10 +19,10 @@ ENV_VAR = "JAXML_DATA_DIR"
 
 
 def candidate_roots(explicit_dir: str | None = None) -> list[pathlib.Path]:
-  """Data roots in search order (they may not exist)."""
-  roots = []
+  """Data roots in search order (they may not exist): the explicit directory alone if given."""
   if explicit_dir:
-    roots.append(pathlib.Path(explicit_dir).expanduser())
+    return [pathlib.Path(explicit_dir).expanduser()]
+  roots = []
   if os.environ.get(ENV_VAR):
     roots.append(pathlib.Path(os.environ[ENV_VAR]).expanduser())
   roots.append(REPO_ROOT.parent / "shared" / "data")

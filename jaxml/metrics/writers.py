@@ -64,12 +64,19 @@ class RunWriter:
     self.workdir = pathlib.Path(workdir)
     self.active = jax.process_index() == 0
     self._tb = None
+    self._tensorboard = tensorboard and self.active
     if self.active:
       self.workdir.mkdir(parents=True, exist_ok=True)
-      if tensorboard:
-        from tensorboardX import SummaryWriter  # light, no TensorFlow needed
 
-        self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+  def _tb_writer(self):
+    """The TensorBoard writer, created at the first scalar: a run that stops before logging
+    anything (e.g. on bad data) starts no writer thread, which on Python 3.12 would fail at
+    interpreter exit ("can't create new thread at interpreter shutdown") if never closed."""
+    if self._tb is None and self._tensorboard:
+      from tensorboardX import SummaryWriter  # light, no TensorFlow needed
+
+      self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+    return self._tb
 
   @property
   def metrics_path(self) -> pathlib.Path:
@@ -90,10 +97,11 @@ class RunWriter:
     row = {"step": int(step), **to_jsonable(scalars)}
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(row, sort_keys=True) + "\n")
-    if self._tb is not None:
+    tb = self._tb_writer()
+    if tb is not None:
       for k, v in row.items():
         if k != "step" and isinstance(v, int | float) and not isinstance(v, bool):
-          self._tb.add_scalar(k, v, int(step))
+          tb.add_scalar(k, v, int(step))
 
   def write_config(self, config) -> None:
     if self.active:

@@ -72,20 +72,31 @@ def test_search_order_explicit_then_env_then_shared(
 
 
 def test_missing_data_lists_every_place_searched(tmp_path, monkeypatch, isolated_data_search):
-  (tmp_path / "explicit").mkdir()
   (tmp_path / "env").mkdir()
   monkeypatch.setenv(locate.ENV_VAR, str(tmp_path / "env"))
   with pytest.raises(DataError) as err:
-    _load(tmp_path / "explicit", tmp_path / "cache")
+    _load(None, tmp_path / "cache")
   msg = str(err.value)
-  for place in (tmp_path / "explicit", tmp_path / "env", isolated_data_search.parent / "shared"):
+  for place in (tmp_path / "env", isolated_data_search.parent / "shared"):
     assert str(place) in msg
   assert "TFDS" in msg and "config.data.dir" in msg and "cifar-10-python.tar.gz" in msg
 
 
+def test_an_explicit_dir_is_the_only_place_searched(tmp_path, monkeypatch, make_data):
+  """A folder the user names is used or refused, never replaced by a copy found elsewhere."""
+  make_data.write_zip_copy(tmp_path / "env", 2, 1)
+  monkeypatch.setenv(locate.ENV_VAR, str(tmp_path / "env"))
+  (tmp_path / "explicit").mkdir()
+  with pytest.raises(DataError) as err:
+    _load(tmp_path / "explicit", tmp_path / "cache")
+  msg = str(err.value)
+  assert f"config.data.dir={tmp_path / 'explicit'} holds no CIFAR-10" in msg
+  assert str(tmp_path / "env") not in msg and "\n" not in msg
+
+
 def test_missing_data_with_tfds_disabled_says_so(tmp_path):
   with pytest.raises(DataError, match="use_tfds=False"):
-    _load(tmp_path, tmp_path / "cache", use_tfds=False)
+    _load(None, tmp_path / "cache", use_tfds=False)
 
 
 def test_canonical_order_uses_tfds_ids():
@@ -154,4 +165,4 @@ def test_tfds_unprepared_is_not_used(tmp_path, monkeypatch):
   monkeypatch.setattr(cifar10, "_tfds_installed", lambda: True)
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   with pytest.raises(DataError, match="not prepared"):
-    _load(tmp_path, tmp_path / "cache")
+    _load(None, tmp_path / "cache")

@@ -1,6 +1,7 @@
 """OHL-Auto-Aug end to end on a tiny CIFAR-10 copy: outputs, theta learning, ablation, resume."""
 
 import json
+import signal
 
 import chex
 import jax
@@ -11,6 +12,7 @@ from train_fixtures import (
   REPO_ROOT,
   final_params,
   run_killed_after_first_save,
+  run_stopped_by_signal,
   tiny_method_config,
 )
 
@@ -150,3 +152,19 @@ def test_pairs_per_copy_variant_uses_only_each_copys_pairs(ohl_config):
   np.testing.assert_array_equal(controller.ask(peaked, jax.random.key(2))[1]["pairs"], 37)
   with pytest.raises(ConfigError, match="pairs_per_copy"):
     ohl.validate_config(ohl_config(**{"ohl.pairs_per_copy": -1}))
+
+
+def test_sigterm_saves_and_the_rerun_finishes_identically(
+  full_run, ohl_config, tmp_path, monkeypatch
+):
+  workdir_full, summary_full = full_run
+  run = lambda: main.run_experiment(ohl_config(), str(tmp_path))  # noqa: E731
+  err = run_stopped_by_signal(run, monkeypatch, 6, signal.SIGTERM)  # inside the second trunk
+  assert err.exit_code == 143 and "SIGTERM at step 6" in str(err)
+  summary = run()
+  with np.load(tmp_path / "trunks.npz") as a, np.load(workdir_full / "trunks.npz") as b:
+    for key in ("theta", "rewards", "best_copy"):
+      np.testing.assert_array_equal(a[key], b[key])
+  assert summary["test_accuracy"] == summary_full["test_accuracy"]
+  for a, b in zip(final_params(tmp_path), final_params(workdir_full)):
+    np.testing.assert_array_equal(a, b)

@@ -10,13 +10,14 @@ import io
 import json
 import logging
 import shutil
+import signal
 
 import jax
 import numpy as np
 import pytest
+from train_fixtures import run_stopped_by_signal
 
-from jaxml import experiment, trunks
-from jaxml import main as jaxml_main
+from jaxml import experiment, main, trunks
 from jaxml.checkpoint import Checkpointer
 from jaxml.data import cifar10, locate
 from jaxml.errors import DataError
@@ -40,13 +41,13 @@ def run_recorded(config, workdir, kill_after=None):
 
   def recording(run, pop, hparams, shared, start, end, *args, **kwargs):
     if kill_after is not None and start >= kill_after:
-      seen["pop"] = real(run, pop, hparams, shared, start, start + 2, *args, **kwargs)
+      seen["pop"], _ = real(run, pop, hparams, shared, start, start + 2, *args, **kwargs)
       # A killed process releases nothing; here the test process goes on, so close its files.
       run.writer.close()
       run.ckpt.close()
       raise Killed(f"killed at step {start + 2}")
-    seen["pop"] = real(run, pop, hparams, shared, start, end, *args, **kwargs)
-    return seen["pop"]
+    seen["pop"], reached = real(run, pop, hparams, shared, start, end, *args, **kwargs)
+    return seen["pop"], reached
 
   real = trunks.train_steps
   err = io.StringIO()
@@ -54,7 +55,7 @@ def run_recorded(config, workdir, kill_after=None):
   with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
     mp.setattr(trunks, "train_steps", recording)
     try:
-      summary = jaxml_main.run_experiment(config, str(workdir))
+      summary = main.run_experiment(config, str(workdir))
     except Killed:
       pass
   return summary, seen.get("pop"), err.getvalue()
@@ -226,12 +227,28 @@ def test_default_search_rejects_an_incomplete_copy(
     experiment.load_datasets(config.data, config.seed)
 
 
-def test_explicit_dir_without_data_falls_back_to_the_checked_search(
+def test_explicit_dir_without_data_is_refused_not_replaced(
   tiny_train_config, tiny_cifar_dir, monkeypatch, tmp_path
 ):
-  monkeypatch.setenv(locate.ENV_VAR, str(tiny_cifar_dir))
+  monkeypatch.setenv(locate.ENV_VAR, str(tiny_cifar_dir))  # the default search would find data
   monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "no_repo")
   (tmp_path / "empty").mkdir()
   config = tiny_train_config(**{"data.dir": str(tmp_path / "empty")})
-  with pytest.raises(DataError, match="images per class"):
+  with pytest.raises(DataError, match=f"config.data.dir={tmp_path / 'empty'} holds no CIFAR-10"):
     experiment.load_datasets(config.data, config.seed)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_saves_and_the_rerun_continues_bit_identically(
+  reference, tiny_train_config, tmp_path, monkeypatch, signum
+):
+  ref_dir, ref_summary, ref_pop = reference
+  err = run_stopped_by_signal(
+    lambda: main.run_experiment(tiny_train_config(), str(tmp_path)), monkeypatch, 7, signum
+  )
+  assert err.exit_code == 128 + signum and "at step 7" in str(err) and "Re-run" in str(err)
+  assert 7 in [int(p.name) for p in (tmp_path / "checkpoints").iterdir()]
+  summary = main.run_experiment(tiny_train_config(), str(tmp_path))
+  assert accuracies(summary) == accuracies(ref_summary)
+  assert read_jsonl(tmp_path / "metrics.jsonl") == read_jsonl(ref_dir / "metrics.jsonl")
+  assert_identical(restore_final(tmp_path, ref_pop)[1], restore_final(ref_dir, ref_pop)[1])
