@@ -48,8 +48,11 @@ def amlfs_config(**overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({**defaults, **overrides})
 
 
-def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.ConfigDict:
-  """AM-LFS on the recipe `get_baseline()`: same model, data (and label noise) and schedule.
+def experiment(
+  get_baseline, arg: str | None, name: str, label_noise: float | None = None
+) -> ml_collections.ConfigDict:
+  """AM-LFS on the recipe `get_baseline()`: same model, data and schedule, with symmetric
+  `label_noise` on its train split when given (the same noisy labels for every variant).
 
   `baseline` is that recipe unchanged (cross-entropy); `smoke` shrinks both to a CPU-seconds run
   (ResNet-8 with 8 channels at 16x16 on a 10% subset, 60 steps), so `smoke` and
@@ -57,6 +60,8 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
   """
   variants = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("baseline", "frozen")])
   c = get_baseline()
+  if label_noise is not None:
+    c.data.label_noise = label_noise
   if "smoke" in variants:
     configs.shrink_for_cpu(c, "cifar_resnet", depth=8, width=8)
     c.optim.update(lr=0.05, schedule="cosine", warmup_epochs=0.0)
