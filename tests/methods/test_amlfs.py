@@ -1,6 +1,7 @@
 """AM-LFS end to end on a tiny CIFAR-10 copy: per-copy losses, outputs, mu learning, resume."""
 
 import json
+import signal
 
 import jax
 import numpy as np
@@ -10,6 +11,7 @@ from train_fixtures import (
   REPO_ROOT,
   final_params,
   run_killed_after_first_save,
+  run_stopped_by_signal,
   tiny_method_config,
 )
 
@@ -129,10 +131,17 @@ def test_neg_loss_reward_ranks_nonfinite_copies_last():
   np.testing.assert_array_equal(amlfs.rewards_from(report, "neg_loss"), [-1.0, -2.0, -2.0])
 
 
-def test_kill_and_resume_equals_uninterrupted(full_run, amlfs_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("interrupt", ["kill", "sigterm"])
+def test_interrupted_run_resumes_to_the_uninterrupted_end(
+  full_run, amlfs_config, tmp_path, monkeypatch, interrupt
+):
+  """Killed right after the first checkpoint, or stopped by SIGTERM inside the second trunk."""
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(amlfs_config(), str(tmp_path))  # noqa: E731
-  run_killed_after_first_save(run, monkeypatch)
+  if interrupt == "kill":
+    run_killed_after_first_save(run, monkeypatch)
+  else:
+    assert run_stopped_by_signal(run, monkeypatch, 6, signal.SIGTERM).exit_code == 143
   summary = run()
   with np.load(tmp_path / "trunks.npz") as a, np.load(workdir_full / "trunks.npz") as b:
     for key in ("mu", "theta", "rewards", "best_copy"):
