@@ -151,6 +151,21 @@ def put_global(x, sharding: NamedSharding) -> jax.Array:
 FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
+@functools.cache
+def accepted_cpu_options() -> dict:
+  """The `FAST_COMPILE_CPU` options this XLA accepts, probed once by compiling a no-op: XLA
+  renames and drops flags between releases (jax 0.12's XLA:CPU rejects
+  `xla_cpu_use_fusion_emitters`), and an unknown option fails every compile."""
+  accepted = {}
+  for name, value in FAST_COMPILE_CPU.items():
+    try:
+      jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(jnp.zeros(())).compile()
+    except jax.errors.JaxRuntimeError:
+      continue
+    accepted[name] = value
+  return accepted
+
+
 class Population:
   """K copies on a (copy, data) device mesh, mapped with a per-backend strategy.
 
@@ -163,7 +178,7 @@ class Population:
     platform = self.mesh.devices.flat[0].platform
     self.mapping = resolve_mapping(mapping, platform)
     self.data_axis = DATA if self.mesh.shape[DATA] > 1 else None
-    self.compiler_options = FAST_COMPILE_CPU if fast_compile and platform == "cpu" else None
+    self.compiler_options = accepted_cpu_options() if fast_compile and platform == "cpu" else None
 
   # -- shardings ----------------------------------------------------------------------------
   def copy_sharding(self) -> NamedSharding:

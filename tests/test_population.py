@@ -236,3 +236,19 @@ def test_data_axis_when_fewer_copies_than_devices():
   assert _max_diff(dp["params"], ref["params"]) < 1e-5
   np.testing.assert_allclose(dp["loss"], ref["loss"], rtol=1e-5)
   assert dp["eval_accuracy"] == ref["eval_accuracy"]
+
+
+def test_fast_compile_keeps_only_the_options_this_xla_accepts(monkeypatch):
+  """An option this XLA does not know (jax 0.12 dropped xla_cpu_use_fusion_emitters) would fail
+  every compile: it is probed and left out."""
+  from jaxml import population
+
+  bogus = {**population.FAST_COMPILE_CPU, "xla_no_such_option_for_test": True}
+  monkeypatch.setattr(population, "FAST_COMPILE_CPU", bogus)
+  population.accepted_cpu_options.cache_clear()
+  try:
+    accepted = population.accepted_cpu_options()
+  finally:
+    population.accepted_cpu_options.cache_clear()
+  assert "xla_no_such_option_for_test" not in accepted
+  assert accepted["xla_backend_optimization_level"] == 0
