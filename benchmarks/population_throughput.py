@@ -139,79 +139,95 @@ def model_ks(name: str, args, backend: str) -> tuple[list[int], list[int]]:
   return [k for k in args.ks if k <= cap], [k for k in args.ks if k > cap]
 
 
-def measure_model(name: str, args, env: dict, auto: str) -> tuple[list[dict], list[str]]:
+def model_setup(name: str, args):
+  """(registry name, input side, batch per copy, setup(k, mapping) -> Stepper) of model `name`."""
   registry_name, fields, image, batch = QUICK_MODEL if name == "quick" else MODELS[name]
   batch = args.batch or batch
   setup = lambda k, mapping: common.population_setup(
     registry_name, k=k, mapping=mapping, batch=batch, image=image, dtype=args.dtype, **fields
   )
+  return registry_name, image, batch, setup
+
+
+def measure_k(name: str, k: int, mappings, seq, args, env: dict, auto: str):
+  """Records of K = k copies of model `name` per mapping against the K = 1 stepper `seq`, timed
+  in interleaved windows; and notes on the mappings skipped."""
+  registry_name, image, batch, setup = model_setup(name, args)
+  pops, notes = {}, []
+  for mapping in mappings:
+    if k == 1 and mapping == SEQUENTIAL_MAPPING:
+      pops[mapping] = seq  # the same program: its windows measure the timing noise
+      continue
+    try:
+      pops[mapping] = setup(k, mapping)
+    except ConfigError as e:  # K does not fit the device mesh
+      notes.append(f"{name} K={k} {mapping}: skipped ({e})")
+      continue
+    pops[mapping].run(1)  # warm-up
+  if not pops:
+    return [], notes
+  seq_windows, pop_windows = [], {m: [] for m in pops}
+  for _ in range(args.windows):  # interleaved, so slow load drift hits both sides alike
+    seq_windows.append(common.timed_window(seq, k * args.steps, args.seconds))
+    for mapping, stepper in pops.items():
+      pop_windows[mapping].append(common.timed_window(stepper, args.steps, args.seconds))
+  seq_step_s = common.median(w[0] for w in seq_windows)
+  seq_rate = batch / seq_step_s
+  seq_cpu_rate = batch / common.median(w[1] for w in seq_windows)
+  records = []
+  for mapping, stepper in pops.items():
+    step_s = common.median(w[0] for w in pop_windows[mapping])
+    cpu_rate = k * batch / common.median(w[1] for w in pop_windows[mapping])
+    rate = k * batch / step_s
+    records.append(
+      {
+        "model": name,
+        "registry_model": registry_name,
+        "image": image,
+        "k": k,
+        "mapping": mapping,
+        "auto_mapping": auto,
+        "batch_per_copy": batch,
+        "dtype": args.dtype,
+        "img_per_s": round(rate, 2),
+        "sequential_img_per_s": round(seq_rate, 2),
+        "ratio": round(rate / seq_rate, 3),
+        "step_ms": round(1e3 * step_s, 2),
+        "sequential_step_ms": round(1e3 * seq_step_s, 2),
+        # Per second of this process's CPU time (all threads): a view less sensitive to
+        # other processes' load than wall time (but blind to cores left idle).
+        "img_per_cpu_s": round(cpu_rate, 2),
+        "sequential_img_per_cpu_s": round(seq_cpu_rate, 2),
+        "cpu_ratio": round(cpu_rate / seq_cpu_rate, 3),
+        "compile_s": round(stepper.compile_s, 2),
+        "sequential_compile_s": round(seq.compile_s, 2),
+        "mesh": dict(stepper.pop.mesh.shape),
+        **env,
+      }
+    )
+    r = records[-1]
+    print(
+      f"  {name} K={k} {mapping}: {r['img_per_s']:.1f} img/s vs sequential "
+      f"{r['sequential_img_per_s']:.1f} (x{r['ratio']:.2f}), compile {r['compile_s']:.1f} s",
+      flush=True,
+    )
+  return records, notes
+
+
+def measure_model(name: str, args, env: dict, auto: str) -> tuple[list[dict], list[str]]:
   ks, capped = model_ks(name, args, env["backend"])
   notes = []
   if capped:
     notes.append(
       f"{name}: K in {capped} skipped on {env['backend']} (--cpu_max_k; 0 lifts the cap)"
     )
-  seq = setup(1, SEQUENTIAL_MAPPING)
+  seq = model_setup(name, args)[3](1, SEQUENTIAL_MAPPING)
   seq.run(1)  # warm-up
   records = []
   for k in ks:
-    pops = {}
-    for mapping in args.mappings:
-      if k == 1 and mapping == SEQUENTIAL_MAPPING:
-        pops[mapping] = seq  # the same program: its windows measure the timing noise
-        continue
-      try:
-        pops[mapping] = setup(k, mapping)
-      except ConfigError as e:  # K does not fit the device mesh
-        notes.append(f"{name} K={k} {mapping}: skipped ({e})")
-        continue
-      pops[mapping].run(1)  # warm-up
-    if not pops:
-      continue
-    seq_windows, pop_windows = [], {m: [] for m in pops}
-    for _ in range(args.windows):  # interleaved, so slow load drift hits both sides alike
-      seq_windows.append(common.timed_window(seq, k * args.steps, args.seconds))
-      for mapping, stepper in pops.items():
-        pop_windows[mapping].append(common.timed_window(stepper, args.steps, args.seconds))
-    seq_step_s = common.median(w[0] for w in seq_windows)
-    seq_rate = batch / seq_step_s
-    seq_cpu_rate = batch / common.median(w[1] for w in seq_windows)
-    for mapping, stepper in pops.items():
-      step_s = common.median(w[0] for w in pop_windows[mapping])
-      cpu_rate = k * batch / common.median(w[1] for w in pop_windows[mapping])
-      rate = k * batch / step_s
-      records.append(
-        {
-          "model": name,
-          "registry_model": registry_name,
-          "image": image,
-          "k": k,
-          "mapping": mapping,
-          "auto_mapping": auto,
-          "batch_per_copy": batch,
-          "dtype": args.dtype,
-          "img_per_s": round(rate, 2),
-          "sequential_img_per_s": round(seq_rate, 2),
-          "ratio": round(rate / seq_rate, 3),
-          "step_ms": round(1e3 * step_s, 2),
-          "sequential_step_ms": round(1e3 * seq_step_s, 2),
-          # Per second of this process's CPU time (all threads): a view less sensitive to
-          # other processes' load than wall time (but blind to cores left idle).
-          "img_per_cpu_s": round(cpu_rate, 2),
-          "sequential_img_per_cpu_s": round(seq_cpu_rate, 2),
-          "cpu_ratio": round(cpu_rate / seq_cpu_rate, 3),
-          "compile_s": round(stepper.compile_s, 2),
-          "sequential_compile_s": round(seq.compile_s, 2),
-          "mesh": dict(stepper.pop.mesh.shape),
-          **env,
-        }
-      )
-      r = records[-1]
-      print(
-        f"  {name} K={k} {mapping}: {r['img_per_s']:.1f} img/s vs sequential "
-        f"{r['sequential_img_per_s']:.1f} (x{r['ratio']:.2f}), compile {r['compile_s']:.1f} s",
-        flush=True,
-      )
+    got, why = measure_k(name, k, args.mappings, seq, args, env, auto)
+    records += got
+    notes += why
   return records, notes
 
 

@@ -39,9 +39,14 @@ from jaxml.errors import ConfigError
 MAPPINGS = ("auto", "vmap", "loop")
 COPY, DATA = "copy", "data"
 
-# Measured defaults (benchmarks/population_throughput.py, BENCHMARKS.md). On CPU 'loop' matched
-# sequential copies while 'vmap' ran ~4x slower for convnets; on GPU vmap batches small kernels.
+# Measured defaults (benchmarks/population_throughput.py, benchmarks/gpu_suite.py, BENCHMARKS.md).
+# On CPU 'loop' matched sequential copies while 'vmap' ran ~4x slower for convnets. On an H200,
+# ResNet-18 at K = 8 ran 1.42x sequential with 'loop' and 0.76x with 'vmap' (vmapped convs
+# become grouped convs), and the tiny proxy ran alike at K = 8 with both; above 8 copies per
+# device only 'vmap' was measured ('loop' compiles one graph per copy: 52 s for 8 ResNet-18s), so
+# GPUs take 'loop' up to GPU_LOOP_MAX copies per device and 'vmap' beyond. TPUs: not measured.
 _AUTO_MAPPING = {"cpu": "loop", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+GPU_LOOP_MAX = 8
 
 
 @flax.struct.dataclass
@@ -66,12 +71,19 @@ class CopyState:
 KEPT_ON_BROADCAST = ("step", "rng", "aux")
 
 
-def resolve_mapping(mapping: str, backend: str | None = None) -> str:
+def resolve_mapping(
+  mapping: str, backend: str | None = None, copies_per_device: int | None = None
+) -> str:
+  """'vmap' | 'loop' for `mapping`; 'auto' picks by backend and, on GPUs, copies per device."""
   if mapping not in MAPPINGS:
     raise ConfigError(f"population.mapping={mapping!r}; valid: {', '.join(MAPPINGS)}")
-  if mapping == "auto":
-    return _AUTO_MAPPING.get(backend or jax.default_backend(), "vmap")
-  return mapping
+  if mapping != "auto":
+    return mapping
+  backend = backend or jax.default_backend()
+  auto = _AUTO_MAPPING.get(backend, "vmap")
+  if backend in ("gpu", "cuda", "rocm") and copies_per_device and copies_per_device <= GPU_LOOP_MAX:
+    auto = "loop"
+  return auto
 
 
 def mesh_shape(size: int, num_devices: int) -> tuple[int, int]:
@@ -176,7 +188,7 @@ class Population:
     self.size = size
     self.mesh = make_mesh(size, devices)
     platform = self.mesh.devices.flat[0].platform
-    self.mapping = resolve_mapping(mapping, platform)
+    self.mapping = resolve_mapping(mapping, platform, size // self.mesh.shape[COPY])
     self.data_axis = DATA if self.mesh.shape[DATA] > 1 else None
     self.compiler_options = accepted_cpu_options() if fast_compile and platform == "cpu" else None
 

@@ -167,6 +167,11 @@ def test_mesh_shape_and_mapping_errors():
     resolve_mapping("pmap")
   assert resolve_mapping("auto", "cpu") == "loop"
   assert resolve_mapping("auto", "gpu") == "vmap"
+  # GPUs: 'loop' up to GPU_LOOP_MAX copies per device (measured on an H200), 'vmap' beyond.
+  assert resolve_mapping("auto", "gpu", 8) == "loop"
+  assert resolve_mapping("auto", "cuda", 9) == "vmap"
+  assert resolve_mapping("auto", "tpu", 2) == "vmap"
+  assert resolve_mapping("vmap", "gpu", 2) == "vmap"
 
 
 def _worker(*args, env_extra=None):

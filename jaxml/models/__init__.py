@@ -2,7 +2,8 @@
 
 Names (model-specific config fields and their defaults in brackets):
 
-* 'resnet18', 'resnet34': kuangliu/pytorch-cifar ResNets (CIFAR stem, projection shortcuts).
+* 'resnet18', 'resnet34', 'resnet50': kuangliu/pytorch-cifar ResNets (CIFAR stem, projection
+  shortcuts; bottleneck blocks in ResNet-50).
 * 'resnet20', 'resnet56': He et al. 2016 §4.2 CIFAR ResNets (16 channels, option-A shortcuts).
 * 'cifar_resnet' [depth=20, width=16]: ResNet-depth, depth = 6n+2, base width `width` channels;
   e.g. depth=8, width=8 is a cheap proxy.
@@ -41,7 +42,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxml.errors import ConfigError
-from jaxml.models.resnet import ResNet, ResNet18, ResNet34, TinyCNN, cifar_resnet
+from jaxml.models.resnet import ResNet, ResNet18, ResNet34, ResNet50, TinyCNN, cifar_resnet
 from jaxml.models.wrn import WideResNet
 from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
 
@@ -62,6 +63,7 @@ __all__ = [
 _FIELDS: dict[str, dict[str, Any]] = {
   "resnet18": {},
   "resnet34": {},
+  "resnet50": {},
   "resnet20": {},
   "resnet56": {},
   "cifar_resnet": {"depth": 20, "width": 16},
@@ -156,6 +158,8 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
     return ResNet18(num_classes=num_classes, dtype=dt)
   if name == "resnet34":
     return ResNet34(num_classes=num_classes, dtype=dt)
+  if name == "resnet50":
+    return ResNet50(num_classes=num_classes, dtype=dt)
   if name in ("resnet20", "resnet56"):
     return cifar_resnet(int(name[len("resnet") :]), num_classes, width=16, dtype=dt)
   if name == "cifar_resnet":

@@ -8,9 +8,11 @@ Two CIFAR ResNet families share one module, `ResNet` (post-activation BasicBlock
   option A (§3.3, parameter-free): subsample by 2 and zero-pad the new channels, as in the
   widely used akamaster/pytorch_resnet_cifar10 code. ResNet-20 has 269,722 and ResNet-56
   853,018 parameters for 10 classes (counting BN scale/bias), i.e. the paper's 0.27M / 0.85M.
-* The kuangliu/pytorch-cifar ResNet-18/34: the ImageNet stage layout (64/128/256/512 channels,
+* The kuangliu/pytorch-cifar ResNet-18/34/50: the ImageNet stage layout (64/128/256/512 channels,
   2-2-2-2 or 3-4-6-3 blocks) with a CIFAR stem (3x3 conv, stride 1, no max-pool) and option B
   shortcuts (1x1 conv + BN when the shape changes). ResNet-18 has 11,173,962 parameters.
+  ResNet-50 uses He et al.'s bottleneck block (Fig. 5 right: 1x1 reduce, 3x3, 1x1 expand x4;
+  the stride on the 3x3 as in kuangliu's code) and has 23,520,842 parameters.
 
 Conventions shared with `wrn.py` (and the rest of `jaxml.models`):
 
@@ -120,6 +122,36 @@ class BasicBlock(nn.Module):
     return nn.relu(y + residual.astype(y.dtype))
 
 
+class Bottleneck(nn.Module):
+  """He et al. Fig. 5 (right): relu(bn(conv1x1_4w(relu(bn(conv3x3_w(relu(bn(conv1x1_w(x)))))))
+  + shortcut(x)); `features` is the 3x3's width w, the block outputs 4w channels."""
+
+  features: int
+  stride: int = 1
+  shortcut: str = "projection"  # only option B: option A cannot widen 4x per stage cheaply
+  dtype: jnp.dtype = jnp.float32
+
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    out = self.expansion * self.features
+    y = conv(self.features, 1, 1, self.dtype, name="conv1")(x)
+    y = nn.relu(batch_norm(train, self.dtype, name="bn1")(y))
+    y = conv(self.features, 3, self.stride, self.dtype, name="conv2")(y)
+    y = nn.relu(batch_norm(train, self.dtype, name="bn2")(y))
+    y = conv(out, 1, 1, self.dtype, name="conv3")(y)
+    y = batch_norm(train, self.dtype, name="bn3")(y)
+    residual = x
+    if self.stride != 1 or x.shape[-1] != out:
+      residual = conv(out, 1, self.stride, self.dtype, name="proj_conv")(x)
+      residual = batch_norm(train, self.dtype, name="proj_bn")(residual)
+    return nn.relu(y + residual.astype(y.dtype))
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
 class ResNet(nn.Module):
   """A CIFAR ResNet: 3x3 stem, stages of BasicBlocks (stride 2 from stage 2 on), pool, dense.
 
@@ -128,6 +160,7 @@ class ResNet(nn.Module):
     stage_widths: output channels per stage, e.g. (16, 32, 64) or (64, 128, 256, 512).
     num_classes: logits per example.
     shortcut: 'pad' (He et al. option A) or 'projection' (option B, 1x1 conv + BN).
+    block: 'basic' (two 3x3 convs) or 'bottleneck' (1x1-3x3-1x1, 4x wider output).
     dtype: computation dtype; params are float32 and logits float32 whatever it is.
   """
 
@@ -135,10 +168,13 @@ class ResNet(nn.Module):
   stage_widths: Sequence[int]
   num_classes: int
   shortcut: str = "projection"
+  block: str = "basic"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    if self.block not in BLOCKS:
+      raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {self.block!r}.")
     if self.shortcut not in SHORTCUTS:
       raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}.")
     if len(self.stage_sizes) != len(self.stage_widths):
@@ -149,9 +185,8 @@ class ResNet(nn.Module):
     for i, (size, width) in enumerate(zip(self.stage_sizes, self.stage_widths, strict=True)):
       for j in range(size):
         stride = 2 if i > 0 and j == 0 else 1
-        x = BasicBlock(width, stride, self.shortcut, self.dtype, name=f"stage{i + 1}_block{j + 1}")(
-          x, train
-        )
+        name = f"stage{i + 1}_block{j + 1}"
+        x = BLOCKS[self.block](width, stride, self.shortcut, self.dtype, name=name)(x, train)
     return classifier_head(x, self.num_classes)
 
 
@@ -161,6 +196,7 @@ ResNet18 = functools.partial(
 ResNet34 = functools.partial(
   ResNet, stage_sizes=(3, 4, 6, 3), stage_widths=(64, 128, 256, 512), shortcut="projection"
 )
+ResNet50 = functools.partial(ResNet34, block="bottleneck")
 
 
 def cifar_resnet(depth: int, num_classes: int, width: int = 16, dtype=jnp.float32) -> ResNet:

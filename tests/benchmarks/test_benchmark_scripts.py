@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -150,3 +151,51 @@ def test_architecture_builds_quick_with_a_stub_network(tmp_path, monkeypatch):
 def test_architecture_builds_bad_arguments(argv):
   with pytest.raises(ConfigError):
     load_script("architecture_builds").main(argv)
+
+
+def test_gpu_suite_smoke_runs_every_part(tmp_path, tiny_cifar_dir):
+  """The GPU suite at toy size on the CPU: every part records, JSON and markdown agree."""
+  suite = load_script("gpu_suite")
+  out = tmp_path / "suite"
+  argv = ["--smoke", "--out", str(out), "--data_dir", str(tiny_cifar_dir), "--peak_tflops", "1"]
+  payload = suite.main(argv)
+  assert json.loads((out / "gpu_suite.json").read_text()) == payload
+  records = payload["records"]
+  assert payload["notes"] == [] and all(records[part] for part in suite.PARTS)
+  (aug,) = records["augment"]
+  assert aug["pairs"] == 1296 and aug["img_per_s"] > 0
+  (train,) = records["train"]
+  assert train["gflop_per_img"] > 0 and 0 < train["mfu"] == pytest.approx(
+    train["tflop_per_s"], rel=0.02
+  )  # a 1 TFLOP/s peak: MFU is the achieved TFLOP/s
+  assert {(r["k"], r["mapping"]) for r in records["population"]} == {(2, "vmap"), (2, "loop")}
+  runs = {r["run"]: r for r in records["ohl"]}
+  assert set(runs) == {"baseline", "ohl", "frozen"} and runs["baseline"]["wall_over_baseline"] == 1
+  assert runs["ohl"]["copies"] == 2 and 0 <= runs["ohl"]["test_accuracy"] <= 1
+  assert "experiments/ohl/cifar10_resnet18.py:frozen" in runs["frozen"]["command"]
+  table = (out / "gpu_suite.md").read_text()
+  assert "| frozen | 2 |" in table and "| tiny_cnn | bfloat16 | 8 |" in table
+
+
+def test_gpu_suite_prepares_a_stratified_subset(tmp_path):
+  suite = load_script("gpu_suite")
+  src = tmp_path / "src" / "cifar10"
+  src.mkdir(parents=True)
+  with zipfile.ZipFile(src / "train.zip", "w") as zf:
+    for c in ("cat", "dog"):
+      for i in range(5):
+        zf.writestr(f"{c}/{i:04d}.jpg", f"{c}{i}".encode())
+  (src / "test.zip").write_bytes(b"test set")
+  suite.main(
+    ["--prepare_data", str(tmp_path / "dst"), "--train_per_class", "2", "--data_dir", str(src)]
+  )
+  with zipfile.ZipFile(tmp_path / "dst" / "train.zip") as zf:
+    assert sorted(zf.namelist()) == ["cat/0000.jpg", "cat/0001.jpg", "dog/0000.jpg", "dog/0001.jpg"]
+    assert zf.read("dog/0001.jpg") == b"dog1"
+  assert (tmp_path / "dst" / "test.zip").read_bytes() == b"test set"
+
+
+def test_gpu_suite_rejects_bad_arguments():
+  suite = load_script("gpu_suite")
+  with pytest.raises(ConfigError, match="unknown part"):
+    suite.parse_args(["--parts", "train,speed"])

@@ -24,9 +24,10 @@ def _param_shapes(model, hw=32):
 @pytest.mark.parametrize(
   "name,kwargs,expected,paper_millions",
   [
-    # kuangliu/pytorch-cifar: ResNet18 11,173,962 and ResNet34 21,282,122.
+    # kuangliu/pytorch-cifar: ResNet18 11,173,962, ResNet34 21,282,122, ResNet50 23,520,842.
     ("resnet18", {}, 11_173_962, 11.17),
     ("resnet34", {}, 21_282_122, 21.28),
+    ("resnet50", {}, 23_520_842, 23.52),
     # He et al. 2016 Table 6 (option A shortcuts): 0.27M, 0.85M, 1.7M.
     ("resnet20", {}, 269_722, 0.27),
     ("resnet56", {}, 853_018, 0.85),

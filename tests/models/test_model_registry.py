@@ -24,6 +24,7 @@ def test_names():
   assert set(MODEL_NAMES) == {
     "resnet18",
     "resnet34",
+    "resnet50",
     "resnet20",
     "resnet56",
     "wrn",
