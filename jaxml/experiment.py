@@ -105,6 +105,7 @@ class PopulationRun:
     self.writer = RunWriter(self.workdir)
     self.writer.write_config(config)
     self.history_path = self.workdir / "trunks.npz"
+    self.eta = EtaEstimate(self.total_steps, self.pop.mesh.devices.flat[0].platform)
     self.ckpt = checkpoint.Checkpointer(
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
@@ -153,6 +154,68 @@ class PopulationRun:
       raise preemption.Preempted(signum, step, self.workdir)
 
 
+class EtaEstimate:
+  """Times a few train steps after the first (compiling) one and prints, once per process, how
+  long the rest of the run will take; on a CPU, a run estimated past an hour also gets the way
+  to a quick try (the `:smoke` variant) and to a GPU. Evaluation and checkpoints are not in it.
+  """
+
+  def __init__(self, total_steps: int, platform: str, measure_steps: int = 5, seconds=2.0):
+    self.total, self.platform = total_steps, platform
+    self.measure_steps, self.seconds = measure_steps, seconds
+    self.first: int | None = None
+    self.t0 = 0.0
+    self.done = False
+
+  def begin(self) -> None:
+    """A new stretch of steps: its first step may compile again (or follow an evaluation)."""
+    self.first = None
+
+  def after_step(self, step: int, pop) -> None:
+    if self.done or step >= self.total:
+      return
+    # Waiting for each step of the window (a few seconds of the run) keeps the clock honest:
+    # unwaited, the loop would queue steps asynchronously for the whole window, then wait for
+    # all of them (minutes for a big model on a CPU, deaf to SIGTERM meanwhile).
+    jax.block_until_ready(pop)
+    if self.first is None:  # the compile and the steps queued before stay out of the window
+      self.first, self.t0 = step, time.perf_counter()
+      return
+    n, elapsed = step - self.first, time.perf_counter() - self.t0
+    if n < self.measure_steps or elapsed < self.seconds:
+      return
+    per_step = elapsed / n
+    self.done = True
+    if jax.process_index() == 0:
+      print(f"jaxml: {self.message(per_step, self.total - step)}", file=sys.stderr, flush=True)
+
+  def message(self, per_step: float, remaining: int) -> str:
+    eta = per_step * remaining
+    text = (
+      f"about {human_duration(eta)} of training left ({remaining} steps at {per_step:.3g} s/step "
+      f"on {self.platform}; evaluation and checkpoints not included)"
+    )
+    if self.platform == "cpu" and eta > 3600:
+      text += (
+        ". This is a GPU-sized job on a CPU: for a quick try use the experiment's ':smoke' "
+        "variant (--config experiments/<method>/<name>.py:smoke), or install the GPU build "
+        '(pip install -e ".[cuda]", README "Running on a GPU")'
+      )
+    return text
+
+
+def human_duration(seconds: float) -> str:
+  """'42 s', '7 min', '3 h 05 min', '4.2 days'."""
+  if seconds < 60:
+    return f"{seconds:.0f} s"
+  if seconds < 3600:
+    return f"{seconds / 60:.0f} min"
+  if seconds < 48 * 3600:
+    h, m = divmod(round(seconds / 60), 60)
+    return f"{h} h {m:02d} min"
+  return f"{seconds / 86400:.1f} days"
+
+
 class Timer:
   """Wall time that survives resume: `elapsed` = time of earlier sessions + this one."""
 
@@ -184,10 +247,12 @@ def train_steps(
   t0 = time.perf_counter()
   log_every = run.config.log_every_steps
   reached = start
+  run.eta.begin()
   for s in range(start, end):
     if preemption.requested():
       break
     pop, metrics = run.engine.step(pop, hparams, shared, s)
+    run.eta.after_step(s + 1, pop)
     if (s + 1) % log_every == 0 or s + 1 == end:
       m = to_host(metrics)
       bad = run.check_finite(m, s + 1)

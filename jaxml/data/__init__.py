@@ -1,6 +1,7 @@
 """jaxml.data: CIFAR-10 from disk to device-resident, augmented batches.
 
 - `cifar10`: find, decode and cache CIFAR-10 (zip of JPEGs, python pickles or TFDS).
+- `fetch`: the opt-in download of the canonical CIFAR-10 archive (`python -m jaxml.data.fetch`).
 - `splits`: validation hold-out, EcoNAS sample-ratio proxy, symmetric label noise, and
   `build_datasets(data_cfg, seed)` which applies them.
 - `pipeline`: `Split` / `Datasets` containers, `to_device`, and jit-able batching,

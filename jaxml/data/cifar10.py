@@ -1,14 +1,18 @@
 """CIFAR-10 (Krizhevsky, 2009) from disk into uint8 numpy arrays, decoded once and cached.
 
-Three on-disk formats are read, searched in the order of `jaxml.data.locate.candidate_roots`
-(explicit dir, then `$JAXML_DATA_DIR`, then `../shared/data`), and within each root:
+Three on-disk formats are read, searched in the roots of `search_roots` (an explicit dir alone;
+else `$JAXML_DATA_DIR`, `../shared/data`, then `download_root()`: `$JAXML_CACHE_DIR/data`,
+default `~/.cache/jaxml/data`), and within each root:
 
 1. the JPEG copy: `cifar10/train.zip` + `cifar10/test.zip`, members `<class>/<NNNN>.jpg`;
 2. the original python pickles: `cifar-10-batches-py/data_batch_{1..5}` + `test_batch`;
 
 and last, if `use_tfds` and `tensorflow_datasets` is installed, 3. TFDS `cifar10` -- but only
 when it is already prepared in `$TFDS_DATA_DIR` (default `~/tensorflow_datasets`), so an offline
-machine never waits on a download.
+machine never waits on a download. Nothing is downloaded unless asked for: with `download=True`
+(`config.data.download`) and no copy found, `jaxml.data.fetch.fetch_cifar10` puts the pickles into
+the explicit dir, else into `download_root()`, and they are read from there. docs/data.md has the
+formats, the search order and the download.
 
 Every format gives the same canonical order: class by class in label order 0..9, and within a
 class in the original CIFAR-10 order (zip: sorted file names, which the JPEG copy numbers in the
@@ -56,11 +60,30 @@ PICKLE_TEST = ("test_batch",)
 CACHE_VERSION = 1
 
 _HOW_TO_GET = (
-  "To get CIFAR-10: put train.zip and test.zip (the JPEG copy described in shared/data/README.md) "
-  "in <root>/cifar10/, or extract https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz so "
-  f"that <root>/{PICKLE_DIR}/ exists, where <root> is config.data.dir or ${locate.ENV_VAR}; or "
-  "run `tfds build cifar10` on a machine with internet access and copy $TFDS_DATA_DIR."
+  "To get CIFAR-10 with internet access: rerun with --config.data.download=True, or run "
+  "`python -m jaxml.data.fetch cifar10` once. Offline: copy cifar-10-batches-py/ (extracted from "
+  "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz) or cifar10/{train,test}.zip (the "
+  f"JPEG copy) into <root>, where <root> is config.data.dir or ${locate.ENV_VAR}; or copy a "
+  "TFDS cifar10 prepared with `tfds build cifar10` into $TFDS_DATA_DIR. Formats and search "
+  "order: docs/data.md."
 )
+
+
+def download_root() -> pathlib.Path:
+  """Where a download goes without an explicit dir, searched after `../shared/data`:
+  `$JAXML_DATA_DIR` if set, else `$JAXML_CACHE_DIR/data` (default `~/.cache/jaxml/data`)."""
+  if os.environ.get(locate.ENV_VAR):
+    return pathlib.Path(os.environ[locate.ENV_VAR]).expanduser()
+  return locate.default_cache_dir() / "data"
+
+
+def search_roots(data_dir: str | None = None) -> list[pathlib.Path]:
+  """Data roots searched for CIFAR-10, in order: `locate.candidate_roots`, then (without an
+  explicit dir) `download_root()`."""
+  roots = locate.candidate_roots(data_dir)
+  if not data_dir and download_root() not in roots:
+    roots.append(download_root())
+  return roots
 
 
 class Source(NamedTuple):
@@ -105,9 +128,7 @@ def _find_tfds(use_tfds: bool) -> tuple[Source | None, str]:
   return Source("tfds", version_dir, files), ""
 
 
-def find_source(data_dir: str | None = None, use_tfds: bool = True) -> Source:
-  """Returns the first CIFAR-10 copy found, or raises a `DataError` listing every place searched."""
-  roots = locate.candidate_roots(data_dir)
+def _find_files(roots: Sequence[pathlib.Path]) -> Source | None:
   pickles = PICKLE_TRAIN + PICKLE_TEST
   for root in roots:
     for d in (root / "cifar10", root):
@@ -116,15 +137,52 @@ def find_source(data_dir: str | None = None, use_tfds: bool = True) -> Source:
     for d in (root / PICKLE_DIR, root / "cifar10" / PICKLE_DIR, root):
       if all((d / f).is_file() for f in pickles):
         return Source("pickle", d, tuple(d / f for f in pickles))
+  return None
+
+
+def _download(root: pathlib.Path, not_found: str) -> Source:
+  """Fetches the pickles into `root` (config.data.download=True) and returns them as the source."""
+  from jaxml.data import fetch  # Only when asked: the loader itself never touches the network.
+
+  logging.warning("%s; downloading it into %s (config.data.download=True).", not_found, root)
+  try:
+    fetch.fetch_cifar10(root)
+  except DataError as e:
+    raise DataError(f"{not_found}, and config.data.download=True failed: {e}") from e
+  source = _find_files([root])
+  if source is None:  # fetch_cifar10 returns only once <root>/cifar-10-batches-py is complete.
+    raise DataError(f"{root}: no CIFAR-10 after the download; see docs/data.md.")
+  return source
+
+
+def find_source(
+  data_dir: str | None = None, use_tfds: bool = True, download: bool = False
+) -> Source:
+  """Returns the first CIFAR-10 copy found, or raises a `DataError` listing every place searched.
+
+  With `download`, a missing copy is downloaded (`jaxml.data.fetch`) into `data_dir` if given,
+  else into `download_root()`, instead of the error.
+  """
+  roots = search_roots(data_dir)
+  found = _find_files(roots)
+  if found is not None:
+    return found
   if data_dir:  # the user's own directory: used or refused, never replaced (see locate.py)
+    if download:
+      return _download(
+        pathlib.Path(data_dir).expanduser(), f"config.data.dir={data_dir} holds no CIFAR-10"
+      )
     raise DataError(
       f"config.data.dir={data_dir} holds no CIFAR-10: expected cifar10/{{train,test}}.zip or "
       f"{PICKLE_DIR}/{{data_batch_1..5,test_batch}} (or those files directly in it). Fix the "
-      "path, or set config.data.dir='' to search $JAXML_DATA_DIR, ../shared/data and TFDS."
+      "path, set config.data.dir='' to search the default places, or add "
+      "--config.data.download=True to download it there (see docs/data.md)."
     )
   tfds_source, tfds_note = _find_tfds(use_tfds)
   if tfds_source is not None:
     return tfds_source
+  if download:
+    return _download(download_root(), f"CIFAR-10 not found in {', '.join(map(str, roots))}")
   raise DataError(
     f"CIFAR-10 not found. Searched {', '.join(map(str, roots))} (each for "
     f"cifar10/{{train,test}}.zip or {PICKLE_DIR}/{{data_batch_1..5,test_batch}}, or those files "
@@ -366,6 +424,7 @@ def load_cifar10(
   cache_dir: str | os.PathLike | None = None,
   use_tfds: bool = True,
   expected_per_class: tuple[int, int] | None = FULL_PER_CLASS,
+  download: bool = False,
 ) -> RawCifar10:
   """Finds, decodes (once) and returns CIFAR-10 train and test in canonical order.
 
@@ -375,14 +434,17 @@ def load_cifar10(
     use_tfds: whether a prepared TFDS `cifar10` may be used when no file copy is found.
     expected_per_class: (train, test) images every class must have; None accepts any counts
       (for tiny test data).
+    download: when no copy is found, download the canonical archive (`jaxml.data.fetch`) into
+      `data_dir` if given, else into `download_root()`, and read it from there.
 
   Returns:
     A `RawCifar10` of uint8 [N, 32, 32, 3] images and int32 [N] labels in 0..9.
 
   Raises:
-    DataError: the data is missing (message lists every place searched) or corrupt.
+    DataError: the data is missing (message lists every place searched) or corrupt, or the
+      download failed.
   """
-  source = find_source(data_dir or None, use_tfds)
+  source = find_source(data_dir or None, use_tfds, download)
   cache_dir = pathlib.Path(cache_dir) if cache_dir else locate.default_cache_dir()
   cache_path = cache_dir / f"cifar10-{source.kind}-{source_digest(source)[:24]}.npz"
   arrays = _read_cache(cache_path, source, expected_per_class)

@@ -6,7 +6,10 @@ Without one, the search order (first hit wins), shared by every data set the pac
 
 1. `$JAXML_DATA_DIR`;
 2. `../shared/data` next to the repository root (the layout of the project's machines);
-3. TFDS, for CIFAR-10 only (handled by `jaxml.data.cifar10`).
+3. for CIFAR-10 only (`jaxml.data.cifar10`): the download folder `$JAXML_CACHE_DIR/data`
+   (default `~/.cache/jaxml/data`), where `python -m jaxml.data.fetch cifar10` puts it, then TFDS.
+
+docs/data.md describes the formats, this order and the opt-in download.
 """
 
 import os

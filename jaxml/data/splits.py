@@ -122,6 +122,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       "label_noise": 0.0,  # Symmetric label-noise rate p in [0, 1), train split only.
       "resolution": 32,  # EcoNAS resolution proxy r (>= 8), applied on device in normalize.
       "use_tfds": True,  # Allow a prepared TFDS cifar10 as the last resort.
+      # Opt-in: download CIFAR-10 when no copy is found (needs internet; see docs/data.md).
+      "download": False,
       "augment": {"crop": True, "flip": True, "cutout": 0},  # Cutout side; 0 = off.
     }
   )
@@ -157,6 +159,7 @@ def validate_data_config(data_cfg: ml_collections.ConfigDict) -> None:
   _expect(data_cfg, "dir", (str,), "a string ('' = search)")
   _expect(data_cfg, "cache_dir", (str,), "a string ('' = default)")
   _expect(data_cfg, "use_tfds", (bool,), "True or False")
+  _expect(data_cfg, "download", (bool,), "True or False")
   if _expect(data_cfg, "val_size", (int,), "an int") < 0:
     raise ConfigError(f"config.data.val_size must be >= 0, got {data_cfg.val_size}.")
   ratio = _expect(data_cfg, "sample_ratio", (int, float), "a number")
@@ -209,6 +212,7 @@ def build_datasets(
     data_cfg.cache_dir or None,
     use_tfds=data_cfg.use_tfds,
     expected_per_class=expected_per_class,
+    download=data_cfg.download,
   )
   n_train = raw.train_labels.shape[0]
   if data_cfg.val_size >= n_train:

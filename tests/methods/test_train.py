@@ -205,6 +205,15 @@ def test_population_of_two_trains_two_seeds(tiny_train_config, tmp_path):
   assert not np.array_equal(np.asarray(restored.rng[0]), np.asarray(restored.rng[1]))
 
 
+def test_the_run_prints_its_remaining_time_once(tiny_train_config, tmp_path, monkeypatch):
+  # A window of 2 steps and no minimum time, so that the 12-step run is long enough to measure.
+  monkeypatch.setattr(experiment.EtaEstimate.__init__, "__defaults__", (2, 0.0))
+  _, _, err = run_recorded(tiny_train_config(), tmp_path)
+  lines = [line for line in err.splitlines() if "of training left" in line]
+  assert len(lines) == 1 and lines[0].startswith("jaxml: about ")
+  assert "steps at" in lines[0] and "on cpu" in lines[0]
+
+
 # -- which CIFAR-10 copies the trainer accepts (no compiling: data loading only) --------------
 
 
