@@ -12,7 +12,8 @@ spread over the run (the child is killed 0-1 s after metrics.jsonl shows the ste
 while stepping, logging and saving), and a fifth of the kills land 0-10 s after a start instead
 (imports, data, compile).
 
-`--corrupt`: after each kill that landed, the newest checkpoint is damaged in turn by a flipped
+`--corrupt`: after a kill that landed, the newest checkpoint (when an older one exists to fall
+back to, and once the last corruption has been reported) is damaged in turn by a flipped
 byte in its largest array file, a truncation of that file, its deletion, or a broken metadata
 JSON. The next start must say so (jaxml's "Skipping corrupt" warning, checked) and resume from
 the previous good step.
@@ -100,11 +101,15 @@ def start_and_kill(args, workdir: pathlib.Path, target_step: int | None, extra_s
   return landed, text
 
 
-def newest_step(workdir: pathlib.Path) -> pathlib.Path | None:
+def saved_steps(workdir: pathlib.Path) -> list[pathlib.Path]:
   ckpts = workdir / "checkpoints"
   if not ckpts.is_dir():
-    return None
-  steps = sorted((p for p in ckpts.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return []
+  return sorted((p for p in ckpts.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def newest_step(workdir: pathlib.Path) -> pathlib.Path | None:
+  steps = saved_steps(workdir)
   return steps[-1] if steps else None
 
 
@@ -186,7 +191,9 @@ def main(argv=None) -> int:
     attempt["newest_step"] = int(step.name) if step else None
     # One corruption at a time: the next is made once a start has reported the last one (a start
     # killed before it restores has not looked yet).
-    if args.corrupt and step is not None and pending is None:
+    # Only with an older step to fall back to: a run whose only checkpoint is corrupt stops with
+    # exit 4 and asks for a fresh workdir (docs/errors.md), by design.
+    if args.corrupt and len(saved_steps(workdir)) >= 2 and pending is None:
       kind = CORRUPTIONS[sum("corruption" in a for a in attempts) % len(CORRUPTIONS)]
       attempt["corruption"], attempt["reported"] = corrupt(step, kind), False
       pending = attempt
