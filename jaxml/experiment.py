@@ -64,9 +64,12 @@ def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
 class PopulationRun:
   """A population run directory: config, data, the `Engine`, checkpoints and metrics writer."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, controller=None):
+  def __init__(
+    self, config: ml_collections.ConfigDict, workdir: str, controller=None, trunk: str = ""
+  ):
     """`controller` (see `jaxml.trunks.Controller`) supplies the engine hooks (augment_fn,
-    loss_fn, aux_init); None for plain training."""
+    loss_fn, aux_init); None for plain training. `trunk` names the config block whose
+    `trunk_steps` / `trunk_epochs` set a controller's trunk (e.g. 'ohl'): `self.trunk_steps`."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
     # Everything that can refuse the run (data, sizes, the model) comes before the first file is
@@ -79,6 +82,15 @@ class PopulationRun:
     if steps_per_epoch == 0:
       raise ConfigError(f"batch_size={config.batch_size} exceeds the {n_train} training images")
     self.total_steps = configs.steps("num", config, steps_per_epoch)
+    if trunk:
+      self.trunk_steps = configs.steps("trunk", config[trunk], steps_per_epoch)
+      # One trunk spanning the run would update the controller only after all training is done.
+      configs.check(
+        self.total_steps >= 2 * self.trunk_steps,
+        f"{trunk} trunks of {self.trunk_steps} steps (from {trunk}.trunk_steps / trunk_epochs) "
+        f"leave no trunk after the first in a run of {self.total_steps} steps: the controller "
+        f"would never act on training; use trunks of at most {self.total_steps // 2} steps",
+      )
     model = model_from_config(config.model, self.data.num_classes)
     self.schedule = training.make_lr_schedule(config.optim, steps_per_epoch, self.total_steps)
     tx = training.make_optimizer(config.optim, self.schedule)

@@ -161,7 +161,7 @@ class AMLFSController:
 
 def run(config, workdir: str) -> dict:
   controller = AMLFSController(config.amlfs, config.population.size)
-  run = PopulationRun(config, workdir, controller)
-  trunk = configs.steps("trunk", config.amlfs, run.engine.steps_per_epoch)
+  run = PopulationRun(config, workdir, controller, trunk="amlfs")
+  trunk = run.trunk_steps
   every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
   return run_trunks(run, controller, trunk, every, same_init=config.population.same_init)

@@ -139,7 +139,7 @@ class OHLController:
 
 def run(config, workdir: str) -> dict:
   controller = OHLController(config.ohl, config.population.size)
-  run = PopulationRun(config, workdir, controller)
-  trunk = configs.steps("trunk", config.ohl, run.engine.steps_per_epoch)
+  run = PopulationRun(config, workdir, controller, trunk="ohl")
+  trunk = run.trunk_steps
   every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
   return run_trunks(run, controller, trunk, every, same_init=config.population.same_init)

@@ -119,6 +119,13 @@ def test_bad_config_is_refused(amlfs_config, overrides, match):
     amlfs.validate_config(amlfs_config(**overrides))
 
 
+def test_a_trunk_longer_than_the_run_is_refused(amlfs_config, tmp_path):
+  config = amlfs_config(**{"num_steps": 12, "amlfs.trunk_epochs": 1000.0, "amlfs.trunk_steps": 0})
+  with pytest.raises(ConfigError, match="amlfs trunks of .* steps"):
+    main.run_experiment(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
 def test_neg_loss_reward_ranks_nonfinite_copies_last():
   report = TrunkReport(
     0,

@@ -117,6 +117,15 @@ def test_needs_two_copies_and_val(ohl_config):
     ohl.validate_config(ohl_config(**{"data.val_size": 0}))
 
 
+def test_a_trunk_as_long_as_the_run_is_refused_before_anything_is_written(ohl_config, tmp_path):
+  """One trunk spanning the run: theta would be updated once, after all training."""
+  config = ohl_config(**{"num_steps": 12, "ohl.trunk_steps": 7})
+  workdir = tmp_path / "run"
+  with pytest.raises(ConfigError, match="trunks of 7 steps .* at most 6 steps"):
+    main.run_experiment(config, str(workdir))
+  assert not workdir.exists()
+
+
 def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
   run_killed_after_first_save(lambda: main.run_experiment(ohl_config(), str(tmp_path)), monkeypatch)

@@ -20,7 +20,7 @@ from train_fixtures import run_stopped_by_signal
 from jaxml import experiment, main, trunks
 from jaxml.checkpoint import Checkpointer
 from jaxml.data import cifar10, locate
-from jaxml.errors import DataError
+from jaxml.errors import ConfigError, DataError
 from jaxml.metrics.writers import read_jsonl
 
 STEPS, CKPT_EVERY, LOG_EVERY = 12, 4, 2  # the tiny_train_config defaults (tests/conftest.py)
@@ -203,6 +203,15 @@ def test_population_of_two_trains_two_seeds(tiny_train_config, tmp_path):
     assert leaf.shape[0] == 2
     assert not np.array_equal(np.asarray(leaf[0]), np.asarray(leaf[1]))  # own init, own path
   assert not np.array_equal(np.asarray(restored.rng[0]), np.asarray(restored.rng[1]))
+
+
+def test_a_batch_larger_than_the_train_split_is_refused_before_anything_is_written(
+  tiny_train_config, tmp_path
+):
+  workdir = tmp_path / "run"
+  with pytest.raises(ConfigError, match="batch_size=1000 exceeds the 180 training images"):
+    main.run_experiment(tiny_train_config(batch_size=1000), str(workdir))
+  assert not workdir.exists()
 
 
 def test_the_run_prints_its_remaining_time_once(tiny_train_config, tmp_path, monkeypatch):
