@@ -81,7 +81,7 @@ class Sizes:
   train_models: tuple  # (registry name, fields, image side)
   train_configs: tuple  # (model index, dtype, batch), in priority order
   pop_models: tuple  # (population_throughput model name, Ks for vmap, Ks for loop)
-  pop_seconds: float
+  window_s: float  # minimum seconds per timed window
   ohl_overrides: dict
   ohl_smoke: bool
 
@@ -101,7 +101,7 @@ FULL = Sizes(
   ),
   # ResNet-18 first: its K = 8 target must not be the one the budget cuts.
   pop_models=(("resnet18", (1, 8), (8,)), ("tiny", (1, 8, 32, 128), (8,))),
-  pop_seconds=0.5,
+  window_s=0.5,
   ohl_overrides={
     "model.dtype": "bfloat16",
     "num_epochs": 4.0,
@@ -116,7 +116,7 @@ SMOKE = Sizes(
   train_models=(("tiny_cnn", {"width": 4}, 8),),
   train_configs=((0, "bfloat16", 8),),
   pop_models=(("quick", (2,), (2,)),),
-  pop_seconds=0.0,
+  window_s=0.0,
   ohl_overrides={
     "num_steps": 4,
     "data.val_size": 20,
@@ -203,7 +203,7 @@ def run_augment(suite: Suite) -> None:
   windows = []
   for w in range(3):
     steps, t0 = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - t0 < suite.sizes.pop_seconds:
+    while steps < 3 or time.perf_counter() - t0 < suite.sizes.window_s:
       jax.block_until_ready(augment(jax.random.fold_in(key, 100 * w + steps), x))
       steps += 1
     windows.append((time.perf_counter() - t0) / steps)
@@ -232,7 +232,7 @@ def run_train(suite: Suite) -> None:
       name, k=1, mapping="auto", batch=batch, image=image, dtype=dtype, **fields
     )
     stepper.run(1)  # warm-up
-    windows = [common.timed_window(stepper, 3, suite.sizes.pop_seconds) for _ in range(3)]
+    windows = [common.timed_window(stepper, 3, suite.sizes.window_s) for _ in range(3)]
     step_s = common.median(w[0] for w in windows)
     flops = count_flops(
       stepper.engine.train_step, stepper.state, stepper.engine.step_inputs(stepper.hparams, {}, 0)
@@ -260,7 +260,7 @@ def run_train(suite: Suite) -> None:
 
 def run_population(suite: Suite) -> None:
   """K copies in one step vs K sequential steps, per model, K and mapping."""
-  args = argparse.Namespace(batch=0, dtype="float32", steps=1, seconds=suite.sizes.pop_seconds)
+  args = argparse.Namespace(batch=0, dtype="float32", steps=1, seconds=suite.sizes.window_s)
   args.windows = 3
   auto = population_throughput.resolve_mapping("auto", suite.env["backend"])
   for name, vmap_ks, loop_ks in suite.sizes.pop_models:
