@@ -1,7 +1,7 @@
 """CIFAR-10 (Krizhevsky, 2009) from disk into uint8 numpy arrays, decoded once and cached.
 
 Three on-disk formats are read, searched in the roots of `search_roots` (an explicit dir alone;
-else `$JAXML_DATA_DIR`, `../shared/data`, then `download_root()`: `$JAXML_CACHE_DIR/data`,
+else `$JAXML_DATA_DIR`, `../shared/data`, then `locate.download_root()`: `$JAXML_CACHE_DIR/data`,
 default `~/.cache/jaxml/data`), and within each root:
 
 1. the JPEG copy: `cifar10/train.zip` + `cifar10/test.zip`, members `<class>/<NNNN>.jpg`;
@@ -11,8 +11,8 @@ and last, if `use_tfds` and `tensorflow_datasets` is installed, 3. TFDS `cifar10
 when it is already prepared in `$TFDS_DATA_DIR` (default `~/tensorflow_datasets`), so an offline
 machine never waits on a download. Nothing is downloaded unless asked for: with `download=True`
 (`config.data.download`) and no copy found, `jaxml.data.fetch.fetch_cifar10` puts the pickles into
-the explicit dir, else into `download_root()`, and they are read from there. docs/data.md has the
-formats, the search order and the download.
+the explicit dir, else into `locate.download_root()`, and they are read from there. docs/data.md
+has the formats, the search order and the download.
 
 Every format gives the same canonical order: class by class in label order 0..9, and within a
 class in the original CIFAR-10 order (zip: sorted file names, which the JPEG copy numbers in the
@@ -69,20 +69,12 @@ _HOW_TO_GET = (
 )
 
 
-def download_root() -> pathlib.Path:
-  """Where a download goes without an explicit dir, searched after `../shared/data`:
-  `$JAXML_DATA_DIR` if set, else `$JAXML_CACHE_DIR/data` (default `~/.cache/jaxml/data`)."""
-  if os.environ.get(locate.ENV_VAR):
-    return pathlib.Path(os.environ[locate.ENV_VAR]).expanduser()
-  return locate.default_cache_dir() / "data"
-
-
 def search_roots(data_dir: str | None = None) -> list[pathlib.Path]:
   """Data roots searched for CIFAR-10, in order: `locate.candidate_roots`, then (without an
-  explicit dir) `download_root()`."""
+  explicit dir) `locate.download_root()`."""
   roots = locate.candidate_roots(data_dir)
-  if not data_dir and download_root() not in roots:
-    roots.append(download_root())
+  if not data_dir and locate.download_root() not in roots:
+    roots.append(locate.download_root())
   return roots
 
 
@@ -161,7 +153,7 @@ def find_source(
   """Returns the first CIFAR-10 copy found, or raises a `DataError` listing every place searched.
 
   With `download`, a missing copy is downloaded (`jaxml.data.fetch`) into `data_dir` if given,
-  else into `download_root()`, instead of the error.
+  else into `locate.download_root()`, instead of the error.
   """
   roots = search_roots(data_dir)
   found = _find_files(roots)
@@ -182,7 +174,7 @@ def find_source(
   if tfds_source is not None:
     return tfds_source
   if download:
-    return _download(download_root(), f"CIFAR-10 not found in {', '.join(map(str, roots))}")
+    return _download(locate.download_root(), f"CIFAR-10 not found in {', '.join(map(str, roots))}")
   raise DataError(
     f"CIFAR-10 not found. Searched {', '.join(map(str, roots))} (each for "
     f"cifar10/{{train,test}}.zip or {PICKLE_DIR}/{{data_batch_1..5,test_batch}}, or those files "
@@ -435,7 +427,7 @@ def load_cifar10(
     expected_per_class: (train, test) images every class must have; None accepts any counts
       (for tiny test data).
     download: when no copy is found, download the canonical archive (`jaxml.data.fetch`) into
-      `data_dir` if given, else into `download_root()`, and read it from there.
+      `data_dir` if given, else into `locate.download_root()`, and read it from there.
 
   Returns:
     A `RawCifar10` of uint8 [N, 32, 32, 3] images and int32 [N] labels in 0..9.

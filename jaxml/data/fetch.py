@@ -3,7 +3,7 @@
 `python -m jaxml.data.fetch cifar10 [--dir DIR]`, or `--config.data.download=True` on a run that
 finds no CIFAR-10, fetches the canonical python archive (`CIFAR10_URL`, 163 MiB), checks its
 published MD5, and extracts `cifar-10-batches-py/` into the data root: `DIR` /
-`config.data.dir` when given, else `jaxml.data.cifar10.download_root()` (`$JAXML_DATA_DIR` if
+`config.data.dir` when given, else `jaxml.data.locate.download_root()` (`$JAXML_DATA_DIR` if
 set, else `$JAXML_CACHE_DIR/data`, default `~/.cache/jaxml/data`), which the loader searches.
 Nothing runs over the network unless asked for.
 
@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from jaxml.data import cifar10
+from jaxml.data import cifar10, locate
 from jaxml.errors import DataError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -277,7 +277,7 @@ def fetch_cifar10(
 def main(argv: list[str] | None = None) -> int:
   """`python -m jaxml.data.fetch cifar10 [--dir DIR]`: 0 when the data is in place, else one
   line on stderr and the DataError's exit code (3)."""
-  default_root = cifar10.download_root()
+  default_root = locate.download_root()
   parser = argparse.ArgumentParser(
     prog="python -m jaxml.data.fetch",
     description=f"Download a data set jaxml reads (needs internet access). See {DOCS}.",

@@ -65,6 +65,14 @@ def require_dataset_dir(
   return found
 
 
+def download_root() -> pathlib.Path:
+  """Where a download goes without an explicit dir, searched after `../shared/data`:
+  `$JAXML_DATA_DIR` if set, else `$JAXML_CACHE_DIR/data` (default `~/.cache/jaxml/data`)."""
+  if os.environ.get(ENV_VAR):
+    return pathlib.Path(os.environ[ENV_VAR]).expanduser()
+  return default_cache_dir() / "data"
+
+
 def default_cache_dir() -> pathlib.Path:
   """Cache for decoded arrays: $JAXML_CACHE_DIR, else ~/.cache/jaxml."""
   return pathlib.Path(os.environ.get("JAXML_CACHE_DIR", "~/.cache/jaxml")).expanduser()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import train_fixtures
 
-from jaxml.data import cifar10, fetch, splits
+from jaxml.data import cifar10, fetch, locate, splits
 from jaxml.errors import ConfigError, DataError
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -274,7 +274,7 @@ def test_config_download_without_a_dir_goes_to_the_download_root(
 ):
   # tests/data/conftest.py: no $JAXML_DATA_DIR, $JAXML_CACHE_DIR in a temporary directory.
   monkeypatch.setenv("JAXML_CACHE_DIR", str(tmp_path / "jaxml-cache"))
-  root = cifar10.download_root()
+  root = locate.download_root()
   assert root == tmp_path / "jaxml-cache" / "data"
   assert cifar10.search_roots() == [*cifar10.locate.candidate_roots(), root]  # after shared/data
   with pytest.raises(DataError) as err:
@@ -289,7 +289,7 @@ def test_config_download_without_a_dir_goes_to_the_download_root(
   assert cifar10.load_cifar10(use_tfds=False, expected_per_class=None).source == raw.source
   # $JAXML_DATA_DIR, when set, is where downloads go (and it is searched first).
   monkeypatch.setenv("JAXML_DATA_DIR", str(tmp_path / "env"))
-  assert cifar10.download_root() == tmp_path / "env"
+  assert locate.download_root() == tmp_path / "env"
   assert cifar10.search_roots().count(tmp_path / "env") == 1
 
 
