@@ -6,6 +6,8 @@ values with one clear `ConfigError`; `steps` turns a `{prefix}_steps` / `{prefix
 a step count.
 """
 
+import math
+import os
 from collections.abc import Sequence
 
 import jax
@@ -88,6 +90,14 @@ def optim_config(**overrides) -> ml_collections.ConfigDict:
   c.decay_factor = 0.2
   c.label_smoothing = 0.0
   c.grad_clip = 0.0  # global-norm clip; 0 disables
+  # Large-batch training (Goyal et al. 2017; You et al. 2017), see training.make_lr_schedule:
+  c.optimizer = "sgd"  # sgd | lars (optax.lars; biases and BN params excluded: training.lars)
+  c.trust_coefficient = 0.001  # LARS eta (You et al. Eq. 6)
+  c.trust_eps = 0.0  # LARS: added to the trust ratio's denominator
+  c.momentum_correction = False  # LARS only: rescale the velocity by eta_{t+1}/eta_t (§2.2)
+  c.linear_scaling = False  # peak lr = lr * batch_size / base_batch_size (Goyal et al. §2.1)
+  c.base_batch_size = 256  # the batch size `lr` is tuned for, under linear_scaling
+  c.warmup_start_factor = 0.0  # warm-up starts at this fraction of the peak lr (1/k: Goyal)
   c.update(overrides)
   return c
 
@@ -156,11 +166,88 @@ def validate_reinforce_controller(config: ml_collections.ConfigDict, name: str) 
     f"set {name}.trunk_epochs or {name}.trunk_steps > 0",
   )
   check(block.policy_lr > 0, f"{name}.policy_lr must be > 0, got {block.policy_lr}")
+  check(0 <= block.policy_b1 < 1, f"{name}.policy_b1 must be in [0, 1), got {block.policy_b1}")
   check(
     block.baseline in BASELINES,
     f"{name}.baseline={block.baseline!r}; valid: {', '.join(BASELINES)}",
   )
   check(config.data.val_size > 0, f"{name} rewards copies on the val split: data.val_size > 0")
+
+
+def _check_step_schedule(optim: ml_collections.ConfigDict) -> None:
+  """A step schedule needs its decay points (else it is silently constant) and a factor that
+  keeps the learning rate positive."""
+  epochs = tuple(optim.decay_epochs)
+  check(
+    len(epochs) > 0 and all(e > 0 for e in epochs) and list(epochs) == sorted(set(epochs)),
+    f"optim.schedule='step' needs optim.decay_epochs: increasing epochs > 0, got {epochs}",
+  )
+  check(
+    0 < optim.decay_factor <= 1,
+    f"optim.decay_factor must be in (0, 1], got {optim.decay_factor}",
+  )
+
+
+def device_memory_bytes() -> int:
+  """Memory of all local devices together: the accelerators' allocator limit, or the host's RAM
+  for CPU devices (which share it)."""
+  stats = [d.memory_stats() for d in jax.local_devices()]
+  if all(s and "bytes_limit" in s for s in stats):
+    return sum(s["bytes_limit"] for s in stats)
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_input_memory(config: ml_collections.ConfigDict) -> None:
+  """Refuses a run whose float32 input batches alone (K copies x batch x resolution^2 x 3) exceed
+  the devices' memory: a lower bound of what a train step needs, so it never refuses a run that
+  fits, and it catches a mistyped population.size, batch_size or data.resolution in seconds
+  instead of after loading data and compiling."""
+  k, r = config.population.size, config.data.resolution
+  need = 4 * 3 * r * r * k * max(config.batch_size, config.eval_batch_size)
+  have = device_memory_bytes()
+  check(
+    need <= have,
+    f"population.size={k} x batch {max(config.batch_size, config.eval_batch_size)} at "
+    f"data.resolution={r} needs {need / 2**30:.1f} GiB for the input batches alone; the "
+    f"devices have {have / 2**30:.1f} GiB",
+  )
+
+
+def check_finite(config: ml_collections.ConfigDict, prefix: str = "") -> None:
+  """Every float field is finite: an inf or NaN learning rate, interval or sigma passes range
+  checks written as `x > 0` (or fails them with a misleading message) and trains on NaNs."""
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, ml_collections.ConfigDict):
+      check_finite(value, f"{name}.")
+    elif isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f"{name} must be a finite number, got {value}")
+    elif isinstance(value, tuple | list):
+      bad = [v for v in value if isinstance(v, float) and not math.isfinite(v)]
+      check(not bad, f"{name} must hold finite numbers, got {tuple(value)}")
+
+
+def validate_large_batch_optim(optim: ml_collections.ConfigDict) -> None:
+  """Checks of the LARS / linear-scaling / warm-up fields of `optim_config` (absent = default)."""
+  name = optim.get("optimizer", "sgd")
+  check(name in ("sgd", "lars"), f"optim.optimizer={name!r}; valid: sgd, lars")
+  correction = optim.get("momentum_correction", False)
+  check(
+    not (correction and name == "sgd"),
+    "optim.momentum_correction=True needs optim.optimizer='lars' (SGD's gradient-form momentum "
+    "needs no correction)",
+  )
+  check(
+    optim.get("trust_coefficient", 0.001) > 0,
+    f"optim.trust_coefficient must be > 0, got {optim.get('trust_coefficient')}",
+  )
+  check(optim.get("trust_eps", 0.0) >= 0, f"optim.trust_eps must be >= 0, got {optim.trust_eps}")
+  check(
+    optim.get("base_batch_size", 256) > 0,
+    f"optim.base_batch_size must be > 0, got {optim.get('base_batch_size')}",
+  )
+  start = optim.get("warmup_start_factor", 0.0)
+  check(0.0 <= start <= 1.0, f"optim.warmup_start_factor must be in [0, 1], got {start}")
 
 
 def validate_training_config(config: ml_collections.ConfigDict) -> None:
@@ -186,6 +273,13 @@ def validate_training_config(config: ml_collections.ConfigDict) -> None:
   check(config.optim.weight_decay >= 0, "optim.weight_decay must be >= 0")
   check(0.0 <= config.optim.label_smoothing < 1.0, "optim.label_smoothing must be in [0,1)")
   check(config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0")
+  validate_large_batch_optim(config.optim)
+  check(
+    config.optim.grad_clip >= 0,
+    f"optim.grad_clip must be >= 0 (0: off), got {config.optim.grad_clip}",
+  )
+  if config.optim.schedule == "step":
+    _check_step_schedule(config.optim)
   check(
     config.model.dtype in ("float32", "bfloat16"),
     f"model.dtype must be 'float32' or 'bfloat16', got {config.model.dtype!r}",
@@ -204,6 +298,7 @@ def validate_training_config(config: ml_collections.ConfigDict) -> None:
       f"set {steps_key} > 0 or {epochs_key} > 0",
     )
   check(config.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
+  _check_input_memory(config)
   from jaxml.data import validate_data_config
   from jaxml.models import model_from_config
   from jaxml.population import mesh_shape, resolve_mapping

@@ -35,3 +35,10 @@ class DivergedError(JaxmlError):
   train on NaNs. The last good checkpoint is kept; change the config (e.g. a lower lr)."""
 
   exit_code = 5
+
+
+class OutOfMemoryError(JaxmlError):
+  """The device ran out of memory (XLA's RESOURCE_EXHAUSTED): the population, batch, resolution
+  or model is too large for it. A fresh workdir with no checkpoint yet is removed."""
+
+  exit_code = 6

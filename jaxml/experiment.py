@@ -61,6 +61,16 @@ def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
   return data
 
 
+def _check_schedule_fits(config, steps_per_epoch: int, total_steps: int) -> None:
+  """A warm-up as long as the run never reaches the learning rate the config asks for."""
+  warmup = int(round(config.optim.warmup_epochs * steps_per_epoch))
+  configs.check(
+    warmup < total_steps,
+    f"optim.warmup_epochs={config.optim.warmup_epochs} is {warmup} steps, not shorter than the "
+    f"run's {total_steps} steps: the learning rate would never reach optim.lr",
+  )
+
+
 class PopulationRun:
   """A population run directory: config, data, the `Engine`, checkpoints and metrics writer."""
 
@@ -82,6 +92,13 @@ class PopulationRun:
     if steps_per_epoch == 0:
       raise ConfigError(f"batch_size={config.batch_size} exceeds the {n_train} training images")
     self.total_steps = configs.steps("num", config, steps_per_epoch)
+    _check_schedule_fits(config, steps_per_epoch, self.total_steps)
+    largest = max(int(getattr(self.data, s).labels.shape[0]) for s in SPLITS)
+    configs.check(
+      config.eval_batch_size <= largest,
+      f"eval_batch_size={config.eval_batch_size} exceeds the largest eval split ({largest} "
+      f"images): every eval batch would be mostly padding; use at most {largest}",
+    )
     if trunk:
       self.trunk_steps = configs.steps("trunk", config[trunk], steps_per_epoch)
       # One trunk spanning the run would update the controller only after all training is done.
@@ -92,7 +109,9 @@ class PopulationRun:
         f"would never act on training; use trunks of at most {self.total_steps // 2} steps",
       )
     model = model_from_config(config.model, self.data.num_classes)
-    self.schedule = training.make_lr_schedule(config.optim, steps_per_epoch, self.total_steps)
+    self.schedule = training.make_lr_schedule(
+      config.optim, steps_per_epoch, self.total_steps, batch_size=config.batch_size
+    )
     tx = training.make_optimizer(config.optim, self.schedule)
     hook = lambda name: getattr(controller, name, None)
     self.engine = Engine(

@@ -9,15 +9,17 @@ and checkpoints end likewise with their own exit codes (see jaxml/errors.py).
 import ast
 import importlib
 import pathlib
+import shutil
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxml import config_cli, preemption
-from jaxml.errors import ConfigError, JaxmlError
+from jaxml import config_cli, configs, preemption
+from jaxml.errors import ConfigError, JaxmlError, OutOfMemoryError
 
-METHODS = ("train", "ohl", "amlfs", "tabular")
+METHODS = ("train", "ohl", "amlfs", "tabular", "econas_search", "darts", "proxy_study")
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config: experiments/<method>/<name>.py[:arg].", lock_config=True
@@ -37,9 +39,30 @@ def run_experiment(config, workdir: str) -> dict:
   if "method" not in config:
     raise ConfigError("config has no 'method' field")
   method = get_method(config.method)
+  configs.check_finite(config)
   method.validate_config(config)
   check_workdir(workdir)
-  return method.run(config, workdir)
+  fresh = not pathlib.Path(workdir).expanduser().exists()
+  try:
+    return method.run(config, workdir)
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    removed = fresh and _remove_if_no_checkpoint(workdir)
+    raise OutOfMemoryError(
+      f"out of device memory ({str(e).splitlines()[0][:160]}): reduce population.size, "
+      f"batch_size, data.resolution or the model's width"
+      + (f"; removed the new workdir {workdir}" if removed else "")
+    ) from None
+
+
+def _remove_if_no_checkpoint(workdir: str) -> bool:
+  """Removes a workdir this run created when it holds no checkpoint: nothing to resume."""
+  path = pathlib.Path(workdir).expanduser()
+  if any(path.glob("checkpoints/*")):
+    return False
+  shutil.rmtree(path, ignore_errors=True)
+  return True
 
 
 def check_workdir(workdir: str) -> None:
@@ -103,7 +126,8 @@ def usage() -> str:
     "                        --config.population.size=4 --config.data.dir=/data",
     "",
     f"methods: {', '.join(METHODS)} (jaxml/methods/<method>.py)",
-    "exit codes: 0 done, 2 config error, 3 data error, 4 checkpoint error (jaxml/errors.py)",
+    "exit codes: 0 done, 2 config error, 3 data error, 4 checkpoint error, 5 every copy "
+    "diverged, 6 out of device memory, 128 + signal stopped and saved (docs/errors.md)",
     "",
     "experiment files [variants] - first docstring line:",
   ]

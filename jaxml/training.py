@@ -7,7 +7,7 @@ the data-iterator position is the step itself and resumes exactly.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -20,29 +20,138 @@ from jaxml.errors import ConfigError
 from jaxml.population import CopyState
 
 SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("sgd", "lars")
 
 
-def make_lr_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
-  """Linear warm-up then cosine (to 0) / step (x `decay_factor` at `decay_epochs`) / constant."""
+def peak_lr(optim: ml_collections.ConfigDict, batch_size: int | None) -> float:
+  """The learning rate the schedule starts its main phase from.
+
+  `optim.lr`, or with `optim.linear_scaling` the linear scaling rule of Goyal et al. 2017 §2.1
+  ("when the minibatch size is multiplied by k, multiply the learning rate by k"):
+  optim.lr * batch_size / optim.base_batch_size, e.g. lr 0.1 at base 256 -> 1.6 at batch 4096.
+  """
+  if not optim.get("linear_scaling", False):
+    return optim.lr
+  if batch_size is None:
+    raise ValueError("optim.linear_scaling needs the batch size: pass batch_size=.")
+  return optim.lr * batch_size / optim.base_batch_size
+
+
+def make_lr_schedule(
+  optim: ml_collections.ConfigDict,
+  steps_per_epoch: int,
+  total_steps: int,
+  batch_size: int | None = None,
+):
+  """Warm-up then cosine (to 0) / step (x `decay_factor` at `decay_epochs`) / constant.
+
+  With peak = `peak_lr(optim, batch_size)`, W = round(warmup_epochs * steps_per_epoch) and
+  f = `optim.warmup_start_factor`, the rate at step s is peak * (f + (1 - f) * s / W) for s < W
+  (gradual warm-up, Goyal et al. §2.2: f = 1/k starts from the small-batch rate, f = 0 from 0),
+  then the main schedule starting from peak at step W.
+  """
   warmup = int(round(optim.warmup_epochs * steps_per_epoch))
   if optim.schedule not in SCHEDULES:
     raise ConfigError(f"optim.schedule={optim.schedule!r}; valid: {', '.join(SCHEDULES)}")
+  lr = peak_lr(optim, batch_size)
   if optim.schedule == "cosine":
-    main = optax.cosine_decay_schedule(optim.lr, max(total_steps - warmup, 1))
+    main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
   elif optim.schedule == "step":
     bounds = {
       int(round(e * steps_per_epoch)) - warmup: optim.decay_factor for e in optim.decay_epochs
     }
-    main = optax.piecewise_constant_schedule(optim.lr, bounds)
+    main = optax.piecewise_constant_schedule(lr, bounds)
   else:
-    main = optax.constant_schedule(optim.lr)
+    main = optax.constant_schedule(lr)
   if warmup == 0:
     return main
-  return optax.join_schedules([optax.linear_schedule(0.0, optim.lr, warmup), main], [warmup])
+  start = optim.get("warmup_start_factor", 0.0) * lr
+  return optax.join_schedules([optax.linear_schedule(start, lr, warmup), main], [warmup])
+
+
+def lars_mask(params):
+  """True for the conv and dense kernels (leaves named 'kernel' with >= 2 dims), False for
+  biases and BN scales/offsets: You et al. 2017 adapt the rate of weight matrices; the Goyal et
+  al. / MLPerf LARS recipes exclude biases and BN parameters from the trust ratio and from
+  weight decay."""
+
+  def is_kernel(path, leaf):
+    return getattr(path[-1], "key", None) == "kernel" and leaf.ndim >= 2
+
+  return jax.tree_util.tree_map_with_path(is_kernel, params)
+
+
+class CorrectedTraceState(NamedTuple):
+  trace: Any  # the velocity v (learning rate included, Goyal et al. Eq. 10)
+  prev_lr: jax.Array  # the rate of the previous step (0 before the first)
+  count: jax.Array
+
+
+def corrected_trace(learning_rate, decay: float, nesterov: bool = False):
+  """Momentum with Goyal et al. 2017 §2.2's momentum correction, for lr-scaled updates.
+
+  The incoming updates are -eta_{t+1} * g (the velocity form, Eq. 10, as in `optax.lars`, whose
+  trace follows its learning-rate scaling). The velocity is
+  v_{t+1} = decay * (eta_{t+1} / eta_t) * v_t + updates: when the rate changes from eta_t to
+  eta_{t+1} the buffer is rescaled by eta_{t+1} / eta_t (the "momentum correction"), which makes
+  the run equal to the lr-outside form u_{t+1} = decay * u_t + g, w -= eta_{t+1} u_{t+1} (Eq. 9)
+  for any positive schedule. eta_{t+1} = learning_rate(count) is the rate this step's updates
+  were scaled by; the ratio is taken as 0 after a step with eta_t = 0, whose velocity is 0.
+  Nesterov: the step is updates + decay * v_{t+1} (optax's `trace(nesterov=True)`), which is
+  eta_{t+1} (g + decay * u_{t+1}) in the Eq. 9 form.
+  """
+
+  def init_fn(params):
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return CorrectedTraceState(zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    del params
+    lr = jnp.asarray(learning_rate(state.count), jnp.float32)
+    ratio = jnp.where(state.prev_lr > 0, lr / jnp.where(state.prev_lr > 0, state.prev_lr, 1), 0)
+    scale = decay * ratio
+    trace = jax.tree.map(lambda u, v: u + (scale * v).astype(v.dtype), updates, state.trace)
+    if nesterov:
+      out = jax.tree.map(lambda u, v: u + decay * v, updates, trace)
+    else:
+      out = trace
+    return out, CorrectedTraceState(trace, lr, optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def lars(optim: ml_collections.ConfigDict, lr) -> optax.GradientTransformation:
+  """LARS (You et al. 2017) as `optax.lars`, biases and BN parameters masked out of both the
+  trust ratio and weight decay (`lars_mask`). With `optim.momentum_correction` the same chain
+  (masked L2 weight decay, masked trust ratio, rate scaling) ends in `corrected_trace` instead
+  of `optax.trace`."""
+  common = dict(
+    weight_decay=optim.weight_decay,
+    weight_decay_mask=lars_mask,
+    trust_coefficient=optim.trust_coefficient,
+    eps=optim.trust_eps,
+    trust_ratio_mask=lars_mask,
+  )
+  if not optim.momentum_correction:
+    return optax.lars(lr, momentum=optim.momentum, nesterov=optim.nesterov, **common)
+  # optax.lars's chain with its final `trace(momentum)` replaced by the corrected one.
+  return optax.chain(
+    optax.add_decayed_weights(optim.weight_decay, mask=lars_mask),
+    optax.masked(
+      optax.scale_by_trust_ratio(trust_coefficient=optim.trust_coefficient, eps=optim.trust_eps),
+      lars_mask,
+    ),
+    optax.scale_by_learning_rate(lr),
+    corrected_trace(lr, optim.momentum, optim.nesterov),
+  )
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, schedule) -> optax.GradientTransformation:
-  """SGD (+Nesterov) with coupled L2 weight decay, as in the papers' PyTorch code.
+  """SGD (+Nesterov) with coupled L2 weight decay, as in the papers' PyTorch code, or LARS.
+
+  `optim.optimizer='lars'` is `lars(optim, lr)` (masked trust ratio and weight decay, optional
+  momentum correction). SGD keeps its momentum buffer in the lr-outside form (Goyal et al. Eq.
+  9), which needs no momentum correction, so `momentum_correction` is refused for it.
 
   `lr_scale` (default 1) multiplies the scheduled step and is an injected hyper-parameter
   (`optax.inject_hyperparams`): it lives in each copy's optimizer state, so a controller can give
@@ -51,15 +160,26 @@ def make_optimizer(optim: ml_collections.ConfigDict, schedule) -> optax.Gradient
   """
 
   schedule = schedule if callable(schedule) else optax.constant_schedule(schedule)
+  name = optim.get("optimizer", "sgd")
+  if name not in OPTIMIZERS:
+    raise ConfigError(f"optim.optimizer={name!r}; valid: {', '.join(OPTIMIZERS)}")
+  if name == "sgd" and optim.get("momentum_correction", False):
+    raise ConfigError(
+      "optim.momentum_correction=True needs optim.optimizer='lars': SGD's momentum buffer "
+      "holds gradients (Goyal et al. Eq. 9), already invariant to learning-rate changes"
+    )
 
   def sgd(lr_scale):
     parts = []
     if optim.grad_clip > 0:
       parts.append(optax.clip_by_global_norm(optim.grad_clip))
-    parts.append(optax.add_decayed_weights(optim.weight_decay))
     # The scale multiplies the scheduled scalar rate, not the updates: an extra elementwise
     # multiply changes XLA's fused multiply-adds, so runs would no longer match bit for bit.
     lr = lambda count: schedule(count) * lr_scale
+    if name == "lars":
+      parts.append(lars(optim, lr))
+      return optax.chain(*parts)
+    parts.append(optax.add_decayed_weights(optim.weight_decay))
     parts.append(optax.sgd(lr, momentum=optim.momentum or None, nesterov=optim.nesterov))
     return optax.chain(*parts)
 

@@ -119,6 +119,27 @@ def workdir(tmp_path):
     (["--config.checkpoint_every_steps=-1"], ["checkpoint_every_steps must be >= 0"]),
     (["--config.eval_every_steps=-5"], ["eval_every_steps must be >= 0"]),
     (["--nosuch_flag=1"], ["Unknown command line flag 'nosuch_flag'"]),
+    # Non-finite numbers pass `x > 0` checks and would train on NaNs.
+    (["--config.optim.lr=inf"], ["optim.lr must be a finite number, got inf"]),
+    (["--config.optim.weight_decay=nan"], ["optim.weight_decay must be a finite number"]),
+    (["--config.num_epochs=inf"], ["num_epochs must be a finite number"]),
+    (["--config.optim.grad_clip=-1"], ["optim.grad_clip must be >= 0 (0: off), got -1"]),
+    # A step schedule without decay points would silently be constant.
+    (
+      ["--config.optim.schedule=step", "--config.optim.decay_epochs=()"],
+      ["optim.schedule='step' needs optim.decay_epochs", "got ()"],
+    ),
+    (
+      ["--config.optim.schedule=step", "--config.optim.decay_epochs=(3.0,1.0)"],
+      ["increasing epochs > 0, got (3.0, 1.0)"],
+    ),
+    (
+      ["--config.optim.schedule=step", "--config.optim.decay_factor=-0.1"],
+      ["optim.decay_factor must be in (0, 1], got -0.1"],
+    ),
+    # A mistyped size is refused in seconds, before data loads and compiles.
+    (["--config.population.size=1000000000"], ["population.size=1000000000", "GiB"]),
+    (["--config.data.resolution=100000"], ["data.resolution=100000 needs", "the devices have"]),
   ],
 )
 def test_config_mistake_is_one_line_and_exit_2(capsys, workdir, overrides, expected):

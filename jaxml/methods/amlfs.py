@@ -30,6 +30,7 @@ from jaxml.trunks import Broadcast, TrunkReport, run_trunks
 # at cross-entropy (random losses around it plus the best-copy broadcast, no learning).
 VARIANTS = ("smoke", "baseline", "frozen")
 REWARDS = ("accuracy", "neg_loss")
+MAX_INTERVALS = 100  # M; the paper does not publish it (REFERENCES.md), 5 by default
 
 
 def amlfs_config(**overrides) -> ml_collections.ConfigDict:
@@ -81,7 +82,11 @@ def experiment(
 def validate_config(config) -> None:
   configs.validate_reinforce_controller(config, "amlfs")
   a = config.amlfs
-  configs.check(a.intervals >= 1, f"amlfs.intervals must be >= 1, got {a.intervals}")
+  # Each interval is a search dimension for a handful of copies' REINFORCE samples.
+  configs.check(
+    1 <= a.intervals <= MAX_INTERVALS,
+    f"amlfs.intervals must be in [1, {MAX_INTERVALS}], got {a.intervals}",
+  )
   configs.check(a.sigma > 0, f"amlfs.sigma must be > 0, got {a.sigma}")
   configs.check(a.reward in REWARDS, f"amlfs.reward={a.reward!r}; valid: {', '.join(REWARDS)}")
   configs.check(

@@ -72,7 +72,11 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
 def validate_config(config) -> None:
   configs.validate_reinforce_controller(config, "ohl")
   n = config.ohl.pairs_per_copy
-  configs.check(n >= 0, f"ohl.pairs_per_copy must be >= 0, got {n}")
+  # More draws than the 1,296 pairs is what m = 0 (a pair per image) already covers.
+  configs.check(
+    0 <= n <= ohl_space.NUM_PAIRS,
+    f"ohl.pairs_per_copy must be in [0, {ohl_space.NUM_PAIRS}] (0: a pair per image), got {n}",
+  )
 
 
 def augment_fn(key, images, hparams, shared, aux):

@@ -2,13 +2,24 @@
 
 Names (model-specific config fields and their defaults in brackets):
 
-* 'resnet18', 'resnet34', 'resnet50': kuangliu/pytorch-cifar ResNets (CIFAR stem, projection
-  shortcuts; bottleneck blocks in ResNet-50).
+* 'resnet18', 'resnet34', 'resnet50' [width=64, stem='cifar', se=False]: kuangliu/pytorch-cifar
+  ResNets (projection shortcuts; bottleneck blocks in ResNet-50) with stage widths w/2w/4w/8w;
+  stem='imagenet' is He et al.'s 7x7/2 conv + 3x3/2 max-pool (ResNet-50 then is torchvision's,
+  25.6 M parameters); se=True adds squeeze-and-excitation to every block (Hu et al. 2018).
 * 'resnet20', 'resnet56': He et al. 2016 §4.2 CIFAR ResNets (16 channels, option-A shortcuts).
-* 'cifar_resnet' [depth=20, width=16]: ResNet-depth, depth = 6n+2, base width `width` channels;
-  e.g. depth=8, width=8 is a cheap proxy.
+* 'cifar_resnet' [depth=20, width=16, stem='cifar']: ResNet-depth, depth = 6n+2, base width
+  `width` channels; e.g. depth=8, width=8 is a cheap proxy.
 * 'wrn' [depth=28, width=10, dropout=0.0]: WRN-depth-width (Zagoruyko & Komodakis 2016).
 * 'tiny_cnn' [width=8]: 3 conv-BN-ReLU layers, pool, dense; a proxy for tests and benchmarks.
+* 'shufflenetv2' [scale=1.0, units=(4, 8, 4), se=False, stem='cifar']: ShuffleNet V2 (Ma et al.
+  2018 Table 5) at scale 0.5 / 1.0 / 1.5 / 2.0; `units` per stage; se=True adds SE to every unit.
+* 'mobilenetv2' [width_mult=1.0, blocks=(1, 2, 3, 4, 3, 3, 1), stem='cifar']: MobileNetV2
+  (Sandler et al. 2018 Table 2) with width multiplier `width_mult`; `blocks` per stage.
+* 'fishnet99', 'fishnet150' [width=64, stem='cifar']: FishNet (Sun et al. 2018), every network
+  plane scaled by width / 64 (a multiple of 4).
+
+Every family takes `stem`: 'cifar' keeps 32x32 inputs large (stride-1 stem), 'imagenet' is the
+paper's stem for 224 px inputs (see each family's module docstring).
 
 Search-space networks (`jaxml.spaces`; float32 only):
 
@@ -42,7 +53,18 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxml.errors import ConfigError
-from jaxml.models.resnet import ResNet, ResNet18, ResNet34, ResNet50, TinyCNN, cifar_resnet
+from jaxml.models.fishnet import FishNet
+from jaxml.models.mobilenet import MobileNetV2
+from jaxml.models.resnet import (
+  STEMS,
+  ResNet,
+  ResNet18,
+  ResNet34,
+  ResNet50,
+  TinyCNN,
+  cifar_resnet,
+)
+from jaxml.models.shufflenet import STAGE_CHANNELS, ShuffleNetV2
 from jaxml.models.wrn import WideResNet
 from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
 
@@ -50,7 +72,10 @@ __all__ = [
   "DTYPES",
   "MODEL_NAMES",
   "SPACE_MODELS",
+  "FishNet",
+  "MobileNetV2",
   "ResNet",
+  "ShuffleNetV2",
   "TinyCNN",
   "WideResNet",
   "count_params",
@@ -61,12 +86,12 @@ __all__ = [
 
 # Model-specific fields and defaults; every model also takes `dtype`.
 _FIELDS: dict[str, dict[str, Any]] = {
-  "resnet18": {},
-  "resnet34": {},
-  "resnet50": {},
+  "resnet18": {"width": 64, "stem": "cifar", "se": False},
+  "resnet34": {"width": 64, "stem": "cifar", "se": False},
+  "resnet50": {"width": 64, "stem": "cifar", "se": False},
   "resnet20": {},
   "resnet56": {},
-  "cifar_resnet": {"depth": 20, "width": 16},
+  "cifar_resnet": {"depth": 20, "width": 16, "stem": "cifar"},
   "wrn": {"depth": 28, "width": 10, "dropout": 0.0},
   "tiny_cnn": {"width": 8},
   "nb201": {"channels": 16, "cells_per_stage": 5, "arch": ""},
@@ -78,6 +103,10 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "stem_multiplier": 3,
     "arch": "",
   },
+  "shufflenetv2": {"scale": 1.0, "units": (4, 8, 4), "se": False, "stem": "cifar"},
+  "mobilenetv2": {"width_mult": 1.0, "blocks": (1, 2, 3, 4, 3, 3, 1), "stem": "cifar"},
+  "fishnet99": {"width": 64, "stem": "cifar"},
+  "fishnet150": {"width": 64, "stem": "cifar"},
 }
 MODEL_NAMES = tuple(_FIELDS)
 SPACE_MODELS = ("nb201", "darts_cells", "econas_cells")  # networks of jaxml.spaces
@@ -118,6 +147,35 @@ def _int_field(name: str, field: str, value: Any, minimum: int) -> int:
   return int(value)
 
 
+def _stem_field(name: str, value: Any) -> str:
+  if value not in STEMS:
+    raise ConfigError(
+      f"Model {name!r}: stem must be one of {', '.join(STEMS)}, got {value!r}. "
+      "Set config.model.stem."
+    )
+  return value
+
+
+def _bool_field(name: str, field: str, value: Any) -> bool:
+  if not isinstance(value, bool):
+    raise ConfigError(
+      f"Model {name!r}: {field} must be True or False, got {value!r}. Set config.model.{field}."
+    )
+  return value
+
+
+def _counts_field(name: str, field: str, value: Any, length: int) -> tuple[int, ...]:
+  """A tuple of `length` integers >= 1 (blocks per stage)."""
+  ok = isinstance(value, tuple | list) and len(value) == length
+  ok = ok and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+  if not ok or min(value) < 1:
+    raise ConfigError(
+      f"Model {name!r}: {field} must be {length} integers >= 1, got {value!r}. "
+      f"Set config.model.{field}."
+    )
+  return tuple(int(v) for v in value)
+
+
 def _depth_field(name: str, value: Any, offset: int) -> int:
   """Depth of the form 6n + offset with n >= 1 (offset 2: CIFAR ResNet, offset 4: WRN)."""
   depth = _int_field(name, "depth", value, 1)
@@ -154,18 +212,62 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
   f = {**_FIELDS[name], **kwargs}
   if name in SPACE_MODELS:
     return _space_network(name, num_classes, dt, f)
-  if name == "resnet18":
-    return ResNet18(num_classes=num_classes, dtype=dt)
-  if name == "resnet34":
-    return ResNet34(num_classes=num_classes, dtype=dt)
-  if name == "resnet50":
-    return ResNet50(num_classes=num_classes, dtype=dt)
+  if name in ("resnet18", "resnet34", "resnet50"):
+    w = _int_field(name, "width", f["width"], 1)
+    build = {"resnet18": ResNet18, "resnet34": ResNet34, "resnet50": ResNet50}[name]
+    return build(
+      num_classes=num_classes,
+      dtype=dt,
+      stage_widths=(w, 2 * w, 4 * w, 8 * w),
+      stem=_stem_field(name, f["stem"]),
+      se=_bool_field(name, "se", f["se"]),
+    )
   if name in ("resnet20", "resnet56"):
     return cifar_resnet(int(name[len("resnet") :]), num_classes, width=16, dtype=dt)
   if name == "cifar_resnet":
     depth = _depth_field(name, f["depth"], offset=2)
     width = _int_field(name, "width", f["width"], 1)
-    return cifar_resnet(depth, num_classes, width=width, dtype=dt)
+    stem = _stem_field(name, f["stem"])
+    return cifar_resnet(depth, num_classes, width=width, dtype=dt, stem=stem)
+  if name == "shufflenetv2":
+    if f["scale"] not in STAGE_CHANNELS or isinstance(f["scale"], bool):
+      raise ConfigError(
+        f"Model 'shufflenetv2': scale must be one of {', '.join(map(str, STAGE_CHANNELS))} "
+        f"(Ma et al. Table 5), got {f['scale']!r}. Set config.model.scale."
+      )
+    return ShuffleNetV2(
+      num_classes,
+      scale=float(f["scale"]),
+      units=_counts_field(name, "units", f["units"], 3),
+      se=_bool_field(name, "se", f["se"]),
+      stem=_stem_field(name, f["stem"]),
+      dtype=dt,
+    )
+  if name == "mobilenetv2":
+    mult = f["width_mult"]
+    if isinstance(mult, bool) or not isinstance(mult, numbers.Real) or not mult > 0:
+      raise ConfigError(
+        f"Model 'mobilenetv2': width_mult must be a number > 0, got {mult!r}. "
+        "Set config.model.width_mult."
+      )
+    return MobileNetV2(
+      num_classes,
+      width_mult=float(mult),
+      blocks=_counts_field(name, "blocks", f["blocks"], 7),
+      stem=_stem_field(name, f["stem"]),
+      dtype=dt,
+    )
+  if name in ("fishnet99", "fishnet150"):
+    width = _int_field(name, "width", f["width"], 4)
+    if width % 4:
+      raise ConfigError(
+        f"Model {name!r}: width must be a multiple of 4 (64 is the paper's net), got {width}. "
+        "Set config.model.width."
+      )
+    depth = int(name[len("fishnet") :])
+    return FishNet(
+      num_classes, depth=depth, width=width, stem=_stem_field(name, f["stem"]), dtype=dt
+    )
   if name == "wrn":
     depth = _depth_field(name, f["depth"], offset=4)
     width = _int_field(name, "width", f["width"], 1)

@@ -1,4 +1,4 @@
-"""ResNets for 32x32 inputs (CIFAR), and a tiny proxy CNN.
+"""ResNets for 32x32 inputs (CIFAR) or 224x224 inputs (ImageNet stem), and a tiny proxy CNN.
 
 Two CIFAR ResNet families share one module, `ResNet` (post-activation BasicBlocks, He et al.
 2016, "Deep Residual Learning for Image Recognition", Fig. 2 left / Eq. 1-2):
@@ -13,6 +13,16 @@ Two CIFAR ResNet families share one module, `ResNet` (post-activation BasicBlock
   shortcuts (1x1 conv + BN when the shape changes). ResNet-18 has 11,173,962 parameters.
   ResNet-50 uses He et al.'s bottleneck block (Fig. 5 right: 1x1 reduce, 3x3, 1x1 expand x4;
   the stride on the 3x3 as in kuangliu's code) and has 23,520,842 parameters.
+
+Options shared by every `ResNet` (and used by the other families of `jaxml.models`):
+
+* `stem='imagenet'`: He et al. Table 1's stem (7x7 conv with stride 2, BN, ReLU, 3x3 max-pool
+  with stride 2) instead of the CIFAR 3x3 stride-1 conv. With it ResNet-50 is the torchvision
+  ResNet-50 ("v1.5", stride on the 3x3): 25,557,032 parameters and 4.1 G multiply-adds at 224 px
+  (He et al. count 3.8 G for the original stride-on-the-1x1 layout).
+* `se=True`: a squeeze-and-excitation block (Hu et al. 2018, "Squeeze-and-Excitation Networks",
+  Fig. 3 / Eq. 2-4, reduction r = 16) on every residual branch before the addition; SE-ResNet-50
+  has 2.53 M more parameters than ResNet-50 (Hu et al. §4: "~2.5 million additional").
 
 Conventions shared with `wrn.py` (and the rest of `jaxml.models`):
 
@@ -42,22 +52,67 @@ conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 SHORTCUTS = ("pad", "projection")
+STEMS = ("cifar", "imagenet")
+SE_REDUCTION = 16  # Hu et al. 2018 §6.1: r = 16 balances accuracy and cost
 
 
-def conv(features: int, kernel: int, stride: int, dtype, name: str | None = None) -> nn.Conv:
-  """A bias-free conv with torch-style symmetric padding (kernel // 2 on each side)."""
-  pad = kernel // 2
+def conv(
+  features: int,
+  kernel: int,
+  stride: int,
+  dtype,
+  name: str | None = None,
+  *,
+  groups: int = 1,
+  dilation: int = 1,
+  use_bias: bool = False,
+) -> nn.Conv:
+  """A conv (bias-free by default) with torch-style symmetric padding (dilation * (kernel // 2)
+  on each side); `groups` = input channels makes it depthwise."""
+  pad = dilation * (kernel // 2)
   return nn.Conv(
     features,
     (kernel, kernel),
     strides=(stride, stride),
     padding=((pad, pad), (pad, pad)),
-    use_bias=False,
+    kernel_dilation=(dilation, dilation),
+    feature_group_count=groups,
+    use_bias=use_bias,
     dtype=dtype,
     param_dtype=jnp.float32,
     kernel_init=conv_kernel_init,
     name=name,
   )
+
+
+def check_stem(stem: str) -> None:
+  if stem not in STEMS:
+    raise ValueError(f"stem must be one of {STEMS}, got {stem!r}.")
+
+
+def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
+  """torch's MaxPool2d(3, stride=2, padding=1): -inf padding, so edge windows see real values."""
+  return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+class SqueezeExcite(nn.Module):
+  """Hu et al. 2018 Eq. 2-4: x * sigmoid(W2 relu(W1 mean_hw(x))), W1 reducing by `reduction`.
+
+  The two fully connected layers have biases, as in the authors' Caffe models; they run in the
+  input's dtype and the gate multiplies the input channel-wise.
+  """
+
+  reduction: int = SE_REDUCTION
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    c = x.shape[-1]
+    s = jnp.mean(x, axis=(1, 2))
+    dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=jnp.float32)
+    s = nn.relu(dense(max(1, c // self.reduction), name="reduce")(s))
+    s = nn.sigmoid(dense(c, name="expand")(s))
+    return x * s[:, None, None, :].astype(x.dtype)
 
 
 def batch_norm(train: bool, dtype, name: str | None = None) -> nn.BatchNorm:
@@ -105,6 +160,7 @@ class BasicBlock(nn.Module):
   stride: int = 1
   shortcut: str = "projection"  # 'pad' (option A) or 'projection' (option B)
   dtype: jnp.dtype = jnp.float32
+  se: bool = False  # squeeze-and-excitation on the residual branch (Hu et al. Fig. 3)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -112,6 +168,8 @@ class BasicBlock(nn.Module):
     y = nn.relu(batch_norm(train, self.dtype, name="bn1")(y))
     y = conv(self.features, 3, 1, self.dtype, name="conv2")(y)
     y = batch_norm(train, self.dtype, name="bn2")(y)
+    if self.se:
+      y = SqueezeExcite(dtype=self.dtype, name="se")(y)
     residual = x
     if self.stride != 1 or x.shape[-1] != self.features:
       if self.shortcut == "pad":
@@ -130,6 +188,7 @@ class Bottleneck(nn.Module):
   stride: int = 1
   shortcut: str = "projection"  # only option B: option A cannot widen 4x per stage cheaply
   dtype: jnp.dtype = jnp.float32
+  se: bool = False  # squeeze-and-excitation on the residual branch (Hu et al. Fig. 3)
 
   expansion = 4
 
@@ -142,6 +201,8 @@ class Bottleneck(nn.Module):
     y = nn.relu(batch_norm(train, self.dtype, name="bn2")(y))
     y = conv(out, 1, 1, self.dtype, name="conv3")(y)
     y = batch_norm(train, self.dtype, name="bn3")(y)
+    if self.se:
+      y = SqueezeExcite(dtype=self.dtype, name="se")(y)
     residual = x
     if self.stride != 1 or x.shape[-1] != out:
       residual = conv(out, 1, self.stride, self.dtype, name="proj_conv")(x)
@@ -153,7 +214,7 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class ResNet(nn.Module):
-  """A CIFAR ResNet: 3x3 stem, stages of BasicBlocks (stride 2 from stage 2 on), pool, dense.
+  """A ResNet: stem, stages of residual blocks (stride 2 from stage 2 on), pool, dense.
 
   Attributes:
     stage_sizes: blocks per stage, e.g. (3, 3, 3) for ResNet-20, (2, 2, 2, 2) for ResNet-18.
@@ -162,6 +223,9 @@ class ResNet(nn.Module):
     shortcut: 'pad' (He et al. option A) or 'projection' (option B, 1x1 conv + BN).
     block: 'basic' (two 3x3 convs) or 'bottleneck' (1x1-3x3-1x1, 4x wider output).
     dtype: computation dtype; params are float32 and logits float32 whatever it is.
+    stem: 'cifar' (3x3 conv, stride 1) or 'imagenet' (7x7 conv stride 2, BN, ReLU, 3x3 max-pool
+      stride 2; He et al. Table 1 "conv1" and the pool of "conv2_x").
+    se: squeeze-and-excitation in every block (Hu et al. 2018).
   """
 
   stage_sizes: Sequence[int]
@@ -170,6 +234,8 @@ class ResNet(nn.Module):
   shortcut: str = "projection"
   block: str = "basic"
   dtype: jnp.dtype = jnp.float32
+  stem: str = "cifar"
+  se: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -179,14 +245,21 @@ class ResNet(nn.Module):
       raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}.")
     if len(self.stage_sizes) != len(self.stage_widths):
       raise ValueError("stage_sizes and stage_widths must have the same length.")
+    check_stem(self.stem)
     x = x.astype(self.dtype)
-    x = conv(self.stage_widths[0], 3, 1, self.dtype, name="stem_conv")(x)
+    if self.stem == "imagenet":
+      x = conv(self.stage_widths[0], 7, 2, self.dtype, name="stem_conv")(x)
+    else:
+      x = conv(self.stage_widths[0], 3, 1, self.dtype, name="stem_conv")(x)
     x = nn.relu(batch_norm(train, self.dtype, name="stem_bn")(x))
+    if self.stem == "imagenet":
+      x = max_pool_3x3_s2(x)
     for i, (size, width) in enumerate(zip(self.stage_sizes, self.stage_widths, strict=True)):
       for j in range(size):
         stride = 2 if i > 0 and j == 0 else 1
         name = f"stage{i + 1}_block{j + 1}"
-        x = BLOCKS[self.block](width, stride, self.shortcut, self.dtype, name=name)(x, train)
+        block = BLOCKS[self.block](width, stride, self.shortcut, self.dtype, se=self.se, name=name)
+        x = block(x, train)
     return classifier_head(x, self.num_classes)
 
 
@@ -199,7 +272,9 @@ ResNet34 = functools.partial(
 ResNet50 = functools.partial(ResNet34, block="bottleneck")
 
 
-def cifar_resnet(depth: int, num_classes: int, width: int = 16, dtype=jnp.float32) -> ResNet:
+def cifar_resnet(
+  depth: int, num_classes: int, width: int = 16, dtype=jnp.float32, stem: str = "cifar"
+) -> ResNet:
   """He et al. §4.2 ResNet-`depth` (depth = 6n+2) with base width `width`, option-A shortcuts.
 
   `width=16` is the paper's net; smaller widths give cheap proxies (e.g. an 8-channel ResNet-8).
@@ -215,6 +290,7 @@ def cifar_resnet(depth: int, num_classes: int, width: int = 16, dtype=jnp.float3
     num_classes=num_classes,
     shortcut="pad",
     dtype=dtype,
+    stem=stem,
   )
 
 

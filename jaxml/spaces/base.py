@@ -308,6 +308,39 @@ def check_call(space_name: str, arch, encoding, bounds: np.ndarray):
   return encoding
 
 
+def check_weights(space_name: str, arch, encoding, weights, shape: tuple[int, int]):
+  """Argument check of the networks' continuous-relaxation call (`weights=`, DARTS).
+
+  `weights` float[E, O] are per-edge op weights (e.g. softmax(alpha)); they replace the integer
+  encoding, so the network must be an array build called without one. Returns them as an array.
+  """
+  if arch is not None or encoding is not None:
+    raise ConfigError(
+      f"the {space_name} network takes op weights only as an array build (arch=None) called "
+      "without an encoding: module.apply(v, x, weights=w)"
+    )
+  weights = jnp.asarray(weights)
+  if weights.shape != tuple(shape) or not jnp.issubdtype(weights.dtype, jnp.floating):
+    raise ConfigError(
+      f"{space_name} network takes float op weights of shape {tuple(shape)} (edges x ops), got "
+      f"{weights.dtype}{tuple(weights.shape)}"
+    )
+  return weights
+
+
+def mix(candidates, weights: jax.Array, like: jax.Array | None = None) -> jax.Array:
+  """The DARTS mixed op sum_o weights[o] * candidates[o] (Liu et al., ICLR 2019, eq. 1 with
+  softmax weights); `None` candidates (the `none` op) add nothing. `like` gives the shape of the
+  zeros when every candidate is None. Every candidate is computed (a weighted sum needs them all).
+  """
+  out = None
+  for i, c in enumerate(candidates):
+    if c is not None:
+      term = weights[i].astype(c.dtype) * c
+      out = term if out is None else out + term
+  return jnp.zeros_like(like) if out is None else out
+
+
 def select(candidates, index, like: jax.Array | None = None) -> jax.Array:
   """`candidates[index]` for a traced integer index; `None` candidates stand for zeros.
 

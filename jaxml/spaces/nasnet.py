@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml.errors import ConfigError
-from jaxml.spaces.base import SearchSpace, check_call, select
+from jaxml.spaces.base import SearchSpace, check_call, check_weights, mix, select
 from jaxml.spaces.genotype import CELL_TYPES, parse_genotype, position, to_genotype
 from jaxml.spaces.ops import (
   FactorizedReduce,
@@ -78,6 +78,12 @@ def reduction_layout(stages: Sequence[int]) -> tuple[bool, ...]:
   return tuple(layout)
 
 
+def mixed_edges(num_nodes: int) -> tuple[tuple[int, int], ...]:
+  """(node b, input j) of every edge of the DARTS search cell, in row order of its `weights`:
+  node b has an edge from each of its b + 2 possible inputs (14 edges for 4 nodes)."""
+  return tuple((b, j) for b in range(num_nodes) for j in range(b + 2))
+
+
 # --- Flax modules -----------------------------------------------------------------------------
 
 
@@ -113,8 +119,33 @@ def _array_slot(enc, b, s, states, c, reduction, ops, train, affine, num_nodes):
   return out
 
 
+def _edge_name(b: int, j: int, op: str, stride: int) -> str:
+  return f"node{b}_edge{j}_{op}" + ("_s2" if stride == 2 else "")
+
+
+def _mixed_node(weights, b, states, c, reduction, ops, train, affine):
+  """Node b of the DARTS search cell: sum over every earlier state j of the mixed op
+  sum_o weights[e, o] * o(state_j) (Liu et al., ICLR 2019, eq. 1-2); e = edge (b, j)."""
+  first = sum(k + 2 for k in range(b))  # row of edge (b, 0) in `mixed_edges`
+  total = None
+  for j, h in enumerate(states):
+    stride = 2 if reduction and j < 2 else 1
+    cands = [
+      None
+      if op == "none"
+      else build_op(op, c, stride, affine, _edge_name(b, j, op, stride))(h, train)
+      for op in ops
+    ]
+    y = mix(cands, weights[first + j], like=h[:, ::stride, ::stride, :])
+    total = y if total is None else total + y
+  return total
+
+
 class NASNetCell(nn.Module):
-  """One cell. `arch` (this cell's 4B ints) given: fixed build; else `encoding` int[4B] input."""
+  """One cell. `arch` (this cell's 4B ints) given: fixed build; else `encoding` int[4B] input,
+  or `weights` float[E, O] (the DARTS search cell: every node a sum of mixed ops over all its
+  possible inputs, E = `mixed_edges`; parameters `node{b}_edge{j}_{op}` per edge, not per slot).
+  """
 
   ops: tuple[str, ...]
   num_nodes: int
@@ -125,7 +156,7 @@ class NASNetCell(nn.Module):
   affine: bool = True
 
   @nn.compact
-  def __call__(self, s0, s1, encoding=None, train: bool = False):
+  def __call__(self, s0, s1, encoding=None, train: bool = False, weights=None):
     c, a = self.channels, self.affine
     if self.reduction_prev:
       s0 = FactorizedReduce(c, a, name="pre0")(s0, train)
@@ -134,6 +165,9 @@ class NASNetCell(nn.Module):
     s1 = ReLUConvBN(c, 1, 1, a, name="pre1")(s1, train)
     states = [s0, s1]
     for b in range(self.num_nodes):
+      if weights is not None:
+        states.append(_mixed_node(weights, b, states, c, self.reduction, self.ops, train, a))
+        continue
       if self.arch is not None:
         ys = [
           _fixed_slot(
@@ -154,7 +188,10 @@ class NASNetNetwork(nn.Module):
   """DARTS `NetworkCIFAR` macro: stem 3x3 conv (stem_multiplier*C) + BN, cells, avg pool, dense.
 
   `layout[i]` says whether cell i reduces (stride 2, channels doubled). No auxiliary head, no
-  drop-path. `arch` given: fixed build; else call with an encoding int[8B].
+  drop-path. `arch` given: fixed build; else call with an encoding int[8B], or with `weights`
+  float32[2E, O] (rows 0..E-1 the normal cell's edges, E..2E-1 the reduction cell's, in
+  `mixed_edges` order): the DARTS search network, every edge a mixed op. `affine=False` drops
+  the BN scale/bias inside the cells (DARTS search).
   """
 
   ops: tuple[str, ...]
@@ -165,12 +202,18 @@ class NASNetNetwork(nn.Module):
   stem_multiplier: int = 3
   arch: tuple[int, ...] | None = None
   space_name: str = "NASNet-style"
+  affine: bool = True
 
   @nn.compact
-  def __call__(self, x, encoding=None, train: bool = False):
-    encoding = check_call(
-      self.space_name, self.arch, encoding, encoding_bounds(self.num_nodes, len(self.ops))
-    )
+  def __call__(self, x, encoding=None, train: bool = False, weights=None):
+    n_edges = len(mixed_edges(self.num_nodes))
+    if weights is not None:
+      shape = (2 * n_edges, len(self.ops))
+      weights = check_weights(self.space_name, self.arch, encoding, weights, shape)
+    else:
+      encoding = check_call(
+        self.space_name, self.arch, encoding, encoding_bounds(self.num_nodes, len(self.ops))
+      )
     cs = self.stem_multiplier * self.channels
     x = nn.Conv(cs, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name="stem_conv")(x)
     s0 = s1 = batch_norm(train, True, "stem_bn")(x)
@@ -185,9 +228,13 @@ class NASNetNetwork(nn.Module):
         reduction,
         reduction_prev,
         None if self.arch is None else self.arch[part],
+        self.affine,
         name=f"cell{i}",
       )
-      s0, s1 = s1, cell(s0, s1, None if encoding is None else encoding[part], train)
+      w = None
+      if weights is not None:
+        w = weights[n_edges:] if reduction else weights[:n_edges]
+      s0, s1 = s1, cell(s0, s1, None if encoding is None else encoding[part], train, w)
       reduction_prev = reduction
     return nn.Dense(self.num_classes, name="classifier")(jnp.mean(s1, axis=(1, 2)))
 

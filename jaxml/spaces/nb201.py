@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxml.errors import ConfigError
 from jaxml.spaces import nb201_encoding as enc201
-from jaxml.spaces.base import SearchSpace, check_call, select
+from jaxml.spaces.base import SearchSpace, check_call, check_weights, mix, select
 from jaxml.spaces.ops import ResNetBasicBlock, batch_norm, build_op, op_cost, resnet_block_cost
 
 NUM_NODES = 4
@@ -50,14 +50,21 @@ def _cell_edge_all(k: int, x, op, train: bool, affine: bool):
   return select(cands, op, like=x)
 
 
+def _cell_edge_mixed(k: int, x, w, train: bool, affine: bool):
+  """Array build of edge k as a DARTS mixed op: sum_o w[o] * o(x) (the same parameters)."""
+  cands = [_cell_edge(k, x, o, train, affine) for o in range(enc201.NUM_OPS)]
+  return mix(cands, w, like=x)
+
+
 class NB201Cell(nn.Module):
-  """One NB201 cell. `arch` given: fixed build (only chosen ops); else encoding int[6] input."""
+  """One NB201 cell. `arch` given: fixed build (only chosen ops); else encoding int[6] input,
+  or op weights float[6, 5] (`weights`: every edge a mixed op, DARTS)."""
 
   arch: tuple[int, ...] | None = None
   affine: bool = True
 
   @nn.compact
-  def __call__(self, x, encoding=None, train: bool = False):
+  def __call__(self, x, encoding=None, train: bool = False, weights=None):
     nodes = [x]
     for to in range(1, NUM_NODES):
       total = None
@@ -66,6 +73,8 @@ class NB201Cell(nn.Module):
           continue
         if self.arch is not None:
           y = _cell_edge(k, nodes[f], self.arch[k], train, self.affine)
+        elif weights is not None:
+          y = _cell_edge_mixed(k, nodes[f], weights[k], train, self.affine)
         else:
           y = _cell_edge_all(k, nodes[f], encoding[k], train, self.affine)
         if y is not None:
@@ -76,16 +85,25 @@ class NB201Cell(nn.Module):
 
 
 class NB201Network(nn.Module):
-  """NB201 `TinyNetwork`: array build (arch=None, call with encoding) or fixed build of `arch`."""
+  """NB201 `TinyNetwork`: array build (arch=None, call with encoding) or fixed build of `arch`.
+
+  The array build also takes `weights` float32[6, 5] instead of an encoding: every edge is then
+  the DARTS mixed op sum_o weights[k, o] * o(x) over the same parameters (a one-hot row equals
+  the encoding's op). `affine=False` drops the BN scale/bias of the cell ops (DARTS search).
+  """
 
   channels: int = 16
   cells_per_stage: int = 5
   num_classes: int = 10
   arch: tuple[int, ...] | None = None
+  affine: bool = True
 
   @nn.compact
-  def __call__(self, x, encoding=None, train: bool = False):
-    encoding = check_call("NAS-Bench-201", self.arch, encoding, _BOUNDS)
+  def __call__(self, x, encoding=None, train: bool = False, weights=None):
+    if weights is not None:
+      weights = check_weights("NAS-Bench-201", self.arch, encoding, weights, WEIGHTS_SHAPE)
+    else:
+      encoding = check_call("NAS-Bench-201", self.arch, encoding, _BOUNDS)
     c = self.channels
     x = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name="stem_conv")(x)
     x = batch_norm(train, True, "stem_bn")(x)
@@ -95,7 +113,7 @@ class NB201Network(nn.Module):
         x = ResNetBasicBlock(c * 2**stage, 2, name=f"layer{layer}")(x, train)
         layer += 1
       for _ in range(self.cells_per_stage):
-        x = NB201Cell(self.arch, name=f"layer{layer}")(x, encoding, train)
+        x = NB201Cell(self.arch, self.affine, name=f"layer{layer}")(x, encoding, train, weights)
         layer += 1
     x = nn.relu(batch_norm(train, True, "lastact_bn")(x))
     x = jnp.mean(x, axis=(1, 2))
@@ -103,6 +121,7 @@ class NB201Network(nn.Module):
 
 
 _BOUNDS = np.full((enc201.NUM_EDGES,), enc201.NUM_OPS, dtype=np.int32)
+WEIGHTS_SHAPE = (enc201.NUM_EDGES, enc201.NUM_OPS)  # the `weights` of the relaxed array build
 
 
 def nb201_cost(

@@ -110,6 +110,8 @@ def test_baseline_variant_is_cross_entropy_on_the_same_noisy_labels():
     ({"data.val_size": 0}, "val_size"),
     ({"amlfs.sigma": 0.0}, "sigma"),
     ({"amlfs.intervals": 0}, "intervals"),
+    ({"amlfs.intervals": 10**6}, r"amlfs.intervals must be in \[1, 100\], got 1000000"),
+    ({"amlfs.policy_b1": 1.0}, r"amlfs.policy_b1 must be in \[0, 1\), got 1.0"),
     ({"amlfs.reward": "loss"}, "reward"),
     ({"optim.label_smoothing": 0.1}, "label_smoothing"),
   ],

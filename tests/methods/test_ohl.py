@@ -117,6 +117,19 @@ def test_needs_two_copies_and_val(ohl_config):
     ohl.validate_config(ohl_config(**{"data.val_size": 0}))
 
 
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
+    ({"ohl.pairs_per_copy": -1}, r"pairs_per_copy must be in \[0, 1296\]"),
+    ({"ohl.pairs_per_copy": 5000}, r"pairs_per_copy must be in \[0, 1296\].*got 5000"),
+    ({"ohl.policy_b1": -0.5}, r"ohl.policy_b1 must be in \[0, 1\), got -0.5"),
+  ],
+)
+def test_bad_policy_fields_are_refused(ohl_config, overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    ohl.validate_config(ohl_config(**overrides))
+
+
 def test_a_trunk_as_long_as_the_run_is_refused_before_anything_is_written(ohl_config, tmp_path):
   """One trunk spanning the run: theta would be updated once, after all training."""
   config = ohl_config(**{"num_steps": 12, "ohl.trunk_steps": 7})

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import logging
+import pathlib
 import shutil
 import signal
 
@@ -20,7 +21,8 @@ from train_fixtures import run_stopped_by_signal
 from jaxml import experiment, main, trunks
 from jaxml.checkpoint import Checkpointer
 from jaxml.data import cifar10, locate
-from jaxml.errors import ConfigError, DataError
+from jaxml.errors import ConfigError, DataError, OutOfMemoryError
+from jaxml.methods import train
 from jaxml.metrics.writers import read_jsonl
 
 STEPS, CKPT_EVERY, LOG_EVERY = 12, 4, 2  # the tiny_train_config defaults (tests/conftest.py)
@@ -212,6 +214,45 @@ def test_a_batch_larger_than_the_train_split_is_refused_before_anything_is_writt
   with pytest.raises(ConfigError, match="batch_size=1000 exceeds the 180 training images"):
     main.run_experiment(tiny_train_config(batch_size=1000), str(workdir))
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
+    ({"optim.warmup_epochs": 2.0}, "warmup_epochs=2.0 is 22 steps, not shorter than the run's 12"),
+    ({"eval_batch_size": 500}, r"eval_batch_size=500 exceeds the largest eval split \(100 images"),
+  ],
+)
+def test_sizes_that_only_the_data_can_refuse_are_refused_before_anything_is_written(
+  tiny_train_config, tmp_path, overrides, match
+):
+  workdir = tmp_path / "run"
+  with pytest.raises(ConfigError, match=match):
+    main.run_experiment(tiny_train_config(**overrides), str(workdir))
+  assert not workdir.exists()
+
+
+def test_out_of_device_memory_is_one_error_and_a_fresh_workdir_is_removed(
+  tiny_train_config, tmp_path, monkeypatch
+):
+  """XLA's RESOURCE_EXHAUSTED (a model or batch too big for the device) becomes one line, exit 6;
+  the new workdir it had started to write holds no checkpoint, so it is removed."""
+  workdir = tmp_path / "run"
+
+  def exhausted(config, wd):
+    (pathlib.Path(wd) / "tensorboard").mkdir(parents=True)
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 9 bytes.\nmore")
+
+  monkeypatch.setattr(train, "run", exhausted)
+  with pytest.raises(OutOfMemoryError, match=r"Out of memory allocating 9 bytes\.\): reduce") as e:
+    main.run_experiment(tiny_train_config(), str(workdir))
+  assert e.value.exit_code == 6 and "removed the new workdir" in str(e.value)
+  assert not workdir.exists()
+  # A workdir that already existed (a resumed run) is never removed.
+  workdir.mkdir()
+  with pytest.raises(OutOfMemoryError) as e:
+    main.run_experiment(tiny_train_config(), str(workdir))
+  assert workdir.exists() and "removed" not in str(e.value)
 
 
 def test_the_run_prints_its_remaining_time_once(tiny_train_config, tmp_path, monkeypatch):

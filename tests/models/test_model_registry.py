@@ -33,6 +33,10 @@ def test_names():
     "nb201",
     "darts_cells",
     "econas_cells",
+    "shufflenetv2",
+    "mobilenetv2",
+    "fishnet99",
+    "fishnet150",
   }
 
 
@@ -46,12 +50,13 @@ def test_default_config_builds_its_model(name):
 
 
 def test_default_config_fields():
-  assert set(default_model_config("resnet18")) == {"name", "dtype"}
+  assert set(default_model_config("resnet18")) == {"name", "dtype", "width", "stem", "se"}
   assert dict(default_model_config("cifar_resnet")) == {
     "name": "cifar_resnet",
     "dtype": "float32",
     "depth": 20,
     "width": 16,
+    "stem": "cifar",
   }
   assert dict(default_model_config("wrn")) == {
     "name": "wrn",

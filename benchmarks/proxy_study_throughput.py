@@ -1,0 +1,144 @@
+"""Train img/s of the proxy study's work against the PyTorch CPU reference of issue 10.
+
+The reference (PyTorch CPU, 2 threads, channels-last, SGD, batch 128): NAS-Bench-201 cells at
+C 8, N 1, 16 px average 5,150 train img/s over 24 stratified cells; the C 16, N 5, 32 px
+ResNet-like cell trains at 374 img/s. Measured here, through the production `Engine`
+(`benchmarks/architecture_builds.py`'s builders, default SGD + crop/flip, synthetic images):
+
+  (a) C 8, N 1, 16 px: the ARRAY build, one population of the cells (encodings per copy), mapped
+      by `vmap` (and `loop` if asked), and FIXED builds (one engine per cell, only its ops) of
+      `--fixed_cells` of the cells, spread over them; img/s = images of one step of every copy
+      / that round's time, i.e. the mean over the cells as the reference averages them;
+  (b) C 16, N 5, 32 px, the ResNet-like cell (NB201's `|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|
+      +|skip_connect~0|none~1|none~2|`), fixed build.
+
+The cells are `proxy_study.select_archs` of the NAS-Bench-201 table (24, stratified, seed 0)
+when the table is found, else 24 random cells. Compile time is reported apart from img/s.
+
+  python benchmarks/proxy_study_throughput.py --out /tmp/bench/proxy_study_throughput.json
+  python benchmarks/proxy_study_throughput.py --quick   # seconds: tiny sizes, 2 cells
+"""
+
+import argparse
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import architecture_builds as ab  # noqa: E402
+from benchmarks import common  # noqa: E402
+from jaxml.errors import ConfigError, DataError  # noqa: E402
+from jaxml.spaces import nb201_encoding as enc201  # noqa: E402
+
+REFERENCE = {"cells": 5150.0, "resnet": 374.0}  # PyTorch CPU train img/s (issue 10)
+RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--k", type=int, default=24, help="cells of the array-build population")
+  parser.add_argument("--fixed_cells", type=int, default=3, help="cells timed as fixed builds")
+  parser.add_argument("--mappings", default="vmap", help="array-build mappings (vmap,loop)")
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--no_resnet", action="store_true", help="skip (b), the C16 N5 32px cell")
+  parser.add_argument("--table_dir", default="", help="NAS-Bench-201 table dir ('' = search)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--fast_compile", action="store_true")
+  parser.add_argument("--out", default=None, help="write the records as JSON here")
+  parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
+  common.add_timing_args(parser, steps=2, seconds=3.0, what="rounds")
+  args = parser.parse_args(argv)
+  args.windows = min(args.windows, 2)
+  args.channels, args.cells_per_stage, args.image = 8, 1, 16
+  if args.quick:
+    args.k, args.fixed_cells, args.batch, args.channels, args.image = 2, 1, 8, 2, 8
+    args.steps, args.seconds, args.windows, args.fast_compile, args.no_resnet = 1, 0, 1, True, True
+  args.mappings = common.str_list(args.mappings)
+  if not 1 <= args.fixed_cells <= args.k or args.batch < 1:
+    raise ConfigError("need 1 <= --fixed_cells <= --k and --batch >= 1")
+  return args
+
+
+def study_cells(k: int, seed: int, table_dir: str) -> tuple[np.ndarray, str]:
+  from jaxml.methods import proxy_study
+  from jaxml.nasbench import nb201
+
+  try:
+    table = nb201.load(table_dir or None)
+  except DataError:
+    return ab.random_cells(k, seed), "random"
+  return proxy_study.select_archs(table, k, seed)[0], "stratified (NB201 table)"
+
+
+def timed(build, args) -> float:
+  build.run(1)  # warm-up
+  return common.median(
+    common.timed_window(build, args.steps, args.seconds)[0] for _ in range(args.windows)
+  )
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  env = common.environment()
+  t_start = time.perf_counter()
+  print(f"device: {env['device']}, jax {env['jax_version']}, {env['date']}, load {env['load_avg']}")
+  cells, source = study_cells(args.k, args.seed, args.table_dir)
+  records = []
+
+  def record(setting, build, step_s, ref):
+    rate = build.images_per_round() / step_s
+    records.append(
+      {
+        "setting": setting,
+        "build": f"{build.name}/{build.mapping}",
+        "cells": len(build.parts) if build.name == "fixed" else args.k,
+        "compile_s": round(build.compile_s + build.init_s, 1),
+        "img_per_s": round(rate, 1),
+        "reference_img_per_s": ref,
+        "vs_reference": round(rate / ref, 3),
+      }
+    )
+    print(f"  {setting} {build.name}/{build.mapping}: {rate:,.0f} img/s", flush=True)
+
+  setting = f"C{args.channels} N1 {args.image}px"
+  for mapping in args.mappings:
+    b = ab.array_build(cells, mapping, args)
+    record(setting, b, timed(b, args), REFERENCE["cells"])
+  spread = np.linspace(0, args.k - 1, args.fixed_cells).round().astype(int)
+  b = ab.fixed_builds(cells[spread], args)
+  record(setting, b, timed(b, args), REFERENCE["cells"])
+  if not args.no_resnet:
+    args.channels, args.cells_per_stage, args.image = 16, 5, 32
+    b = ab.fixed_builds(enc201.from_string(RESNET_CELL)[None], args)
+    record("C16 N5 32px ResNet cell", b, timed(b, args), REFERENCE["resnet"])
+  env_after = common.environment()
+  header = ["setting", "build", "cells", "compile+init s", "img/s", "PyTorch img/s", "ratio"]
+  rows = [
+    [r["setting"], r["build"], r["cells"], r["compile_s"], f"{r['img_per_s']:,.0f}",
+     f"{r['reference_img_per_s']:,.0f}", f"{r['vs_reference']:.2f}"]
+    for r in records
+  ]  # fmt: skip
+  common.print_table(header, rows)
+  wall = time.perf_counter() - t_start
+  print(f"cells: {source}; load avg before / after: {env['load_avg']} / {env_after['load_avg']}")
+  print(f"wall time {wall:.0f} s")
+  payload = {
+    "benchmark": "proxy_study_throughput",
+    "argv": sys.argv[1:] if argv is None else list(argv),
+    "cells": [enc201.to_string(tuple(c)) for c in cells],
+    "cell_source": source,
+    "load_avg_before": env["load_avg"],
+    "load_avg_after": env_after["load_avg"],
+    "wall_s": round(wall, 1),
+    "records": records,
+    **env,
+  }
+  common.write_json(args.out, payload)
+  return payload
+
+
+if __name__ == "__main__":
+  main()

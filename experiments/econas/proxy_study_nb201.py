@@ -1,0 +1,85 @@
+"""EcoNAS rank-consistency study on NAS-Bench-201: training proxies and zero-cost proxies vs GT.
+
+N NAS-Bench-201 cells (stratified over the table's CIFAR-10 accuracy) are trained under each
+proxy of the grid (one population of N architectures per proxy; proxy names as in EcoNAS,
+`c<i>r<j>s<k>e<epochs>[n<cells>]`, ladders in jaxml/proxy.py) and scored by synflow, NASWOT,
+snip, grad_norm, #params and FLOPs; every score is ranked against the table's 200-epoch CIFAR-10
+test accuracy. Recipe of the NB201 ground truth (Dong & Yang, ICLR 2020): SGD + Nesterov 0.9,
+lr 0.1 cosine, weight decay 5e-4, batch 256, crop + flip.
+
+  python -m jaxml.main --config experiments/econas/proxy_study_nb201.py --workdir runs/proxy_study
+  python -m jaxml.main --config experiments/econas/proxy_study_nb201.py:smoke --workdir /tmp/ps
+  python -m jaxml.main --config experiments/econas/proxy_study_nb201.py:gpu --workdir runs/ps_gpu
+
+The default grid is sized for a 2-core CPU (24 cells, N = 1 cell per stage, one and two epochs
+of an eighth of the data, zero-cost scores at C 16, N 1, 16 px); `gpu` is the wider grid over
+all five factors with 30 cells and the zero-cost scores of the full network at 32 px.
+"""
+
+import ml_collections
+
+from jaxml import configs
+
+VARIANTS = ("smoke", "gpu")
+
+# Default: the cheapest rungs of the ladders (C 4, 8 px, N 1) on an eighth of the data, one and
+# two epochs; sized for a 2-core CPU, where the 24-cell array-build population is the cost.
+CPU_GRID = "c4r4s3e1n1,c4r4s3e2n1"
+GPU_GRID = (
+  "c4r4s0e10n1,c2r2s0e10n1,c2r2s1e20n1,c0r2s1e10n1,c2r0s1e10n1,c4r4s0e60,c2r2s2e30n2,"
+  "c0r0s3e10,c2r2s0e20"
+)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variants = configs.parse_variants(
+    arg, VARIANTS, name="econas/proxy_study_nb201", exclusive=(("smoke", "gpu"),)
+  )
+  c = configs.training_config("proxy_study", "nb201")
+  c.optim.update(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine")
+  c.batch_size = 128  # NB201 trains with 256; 128 gives the tiny proxies twice the steps
+  c.eval_batch_size = 1000
+  c.data.val_size = 2000  # the proxies' val split (the ranking signal); the table is the truth
+  c.population.mapping = "vmap"  # one compile for all N cells (BENCHMARKS.md, proxy study)
+  c.checkpoint_every_steps = 100  # plus one at every evaluation point
+  c.log_every_steps = 20
+  c.proxy_study = ml_collections.ConfigDict(
+    {
+      "proxies": CPU_GRID,
+      "num_archs": 24,
+      "eval_points": 1,  # val evaluations (and checkpoints) per proxy run
+      "precision_k": 5,
+      "dataset": "cifar10",  # the table's ground truth
+      "table_dir": "",  # '' = $JAXML_DATA_DIR, then ../shared/data
+      "zero_cost": True,
+      # The network the zero-cost proxies score: C 16 (the full NB201 width), N 1, 16 px on the
+      # CPU (the N 5 array build's compile alone ran past 20 min on a loaded 2-core CPU).
+      "zero_cost_net": "c0r2n1",
+      "zero_cost_batch": 32,  # images per NASWOT / snip / grad_norm batch
+    }
+  )
+  c.population.size = c.proxy_study.num_archs
+  if "gpu" in variants:
+    # The full network at 32 px and Abdelfattah et al.'s batch of 64 for the zero-cost scores.
+    c.proxy_study.update(
+      proxies=GPU_GRID, num_archs=30, eval_points=4, zero_cost_net="c0r0", zero_cost_batch=64
+    )
+    c.population.size = 30
+    c.batch_size = 256
+    c.data.val_size = 5000
+  if "smoke" in variants:
+    # A minute on a 2-core CPU: 4 cells, two tiny proxies, zero-cost at C 4 N 1 8 px.
+    c.proxy_study.update(
+      proxies="c4r4s3e0.5n1,c2r4s3e0.5n1",
+      num_archs=4,
+      eval_points=1,
+      precision_k=2,
+      zero_cost_net="c4r4n1",
+      zero_cost_batch=16,
+    )
+    c.population.size = 4
+    c.data.val_size = 1000
+    c.eval_batch_size = 500
+    c.batch_size = 256
+    c.population.fast_compile = True
+  return c

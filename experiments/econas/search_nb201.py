@@ -1,0 +1,57 @@
+"""EcoNAS hierarchical proxy evolution on NAS-Bench-201 cells, scored by the table's test accuracy.
+
+Networks train in a reduced setting (the proxy: base channels C, cells per stage N, resolution r,
+sample ratio s) on one cosine schedule of 3E epochs, in stages of E (`jaxml/methods/
+econas_search.py`). Fitness = accuracy on a val split held out of the train set; the found cell's
+200-epoch CIFAR-10 test accuracy is looked up in the NAS-Bench-201 table. Optimizer as the
+official search/train.py (SGD lr 0.1, momentum 0.9, weight decay 3e-4, gradient clip 5, batch
+384 in the full run). Variants (comma-separated):
+
+- (none): the official search on the NB201 skeleton: c4r4 (C 4 = 16 / 4, 8 px), all samples,
+  N 5, E 20 of 60 epochs, 16 initial + 100 cycles of 16 children and 8 + 4 promotions (K 28).
+  GPU-sized (days on a CPU).
+- `cpu`: about 30 min on a quiet 2-core CPU: C 4, N 1, 8 px, 1/10 of the train images, E 1 of 3
+  epochs, parents 2 / 1 / 1 and promotions 2 + 2 (K 8), 8 cycles.
+- `gpu`: C 8, N 1, 16 px, half the train images, E 4 of 12, K 28 (official pools), 20 cycles.
+- `smoke`: seconds: K 4, 3 cycles of 2 steps per stage on 1,000 images.
+- `random`: random children on the same pools, promotions and schedule (the baseline at equal
+  cost and equal number of trained networks).
+
+  python -m jaxml.main --config experiments/econas/search_nb201.py:cpu --workdir runs/econas_cpu
+  python -m jaxml.main --config experiments/econas/search_nb201.py:cpu,random --workdir runs/rs_cpu
+  python -m jaxml.main --config experiments/econas/search_nb201.py:smoke --workdir /tmp/econas
+  python -m jaxml.main --config experiments/econas/search_nb201.py:gpu --workdir runs/econas_gpu
+"""
+
+import ml_collections
+
+from jaxml import configs
+from jaxml.methods import econas_search
+
+VARIANTS = ("smoke", "cpu", "gpu", "random")
+SIZES = (("smoke", "cpu"), ("smoke", "gpu"), ("cpu", "gpu"))
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variants = configs.parse_variants(
+    arg, VARIANTS, name="econas/search_nb201", exclusive=list(SIZES)
+  )
+  c = econas_search.base_config("nb201")
+  c.model.update(channels=4, cells_per_stage=5)
+  if "smoke" in variants:
+    c.model.update(channels=4, cells_per_stage=1)
+    econas_search.shrink_for_smoke(c)
+  if "cpu" in variants:
+    c.model.update(channels=4, cells_per_stage=1)
+    c.econas.update(cycles=8, parents=(2, 1, 1), promote=(2, 2), max_age=4)
+    c.population.update(size=8, mapping="vmap")
+    c.data.update(val_size=2000, sample_ratio=0.1)
+    c.update(batch_size=64, eval_batch_size=1000, num_epochs=3.0)
+  if "gpu" in variants:
+    c.model.update(channels=8, cells_per_stage=1)
+    c.econas.update(cycles=20)
+    c.data.update(resolution=16, sample_ratio=0.5)
+    c.update(batch_size=256, num_epochs=12.0)
+  if "random" in variants:
+    c.econas.random_children = True
+  return c

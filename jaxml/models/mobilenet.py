@@ -1,0 +1,98 @@
+"""MobileNetV2 (Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+Table 1 block, Table 2 architecture).
+
+Inverted residual block (Table 1, Fig. 4 d): 1x1 expansion to t*c_in channels + BN + ReLU6
+(omitted when t = 1), 3x3 depthwise conv (stride s) + BN + ReLU6, 1x1 linear projection + BN
+(no non-linearity: the "linear bottleneck", §3.2); identity shortcut when s = 1 and the channel
+count is unchanged.
+
+Network (Table 2): conv 3x3 (32, stride 2); bottleneck stages (t, c, n, s) = (1,16,1,1),
+(6,24,2,2), (6,32,3,2), (6,64,4,2), (6,96,3,1), (6,160,3,2), (6,320,1,1) where the first block of
+a stage has stride s; conv 1x1 to 1280 + BN + ReLU6; global pool; dense. At 224 px, 1000
+classes: 300 M multiply-adds and 3.4 M parameters (Table 4).
+
+Width multiplier `width_mult` (§6.1): every channel count is scaled and rounded to a multiple of
+8 (never below 90 % of the scaled value), and the last conv keeps 1280 channels for multipliers
+< 1, as in the authors' TF-slim code. The classifier's dropout is left out (jaxml models are
+deterministic in eval and train modes alike, except WRN's optional dropout).
+
+`stem='cifar'` (the usual CIFAR adaptation, e.g. kuangliu/pytorch-cifar): the stem conv and the
+first stride-2 stage (c = 24) use stride 1, so a 32x32 input reaches the last stage at 4x4 (an
+8x total reduction instead of 32x). Conventions (init, BN, dtype) are those of
+`jaxml.models.resnet`.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxml.models.resnet import batch_norm, check_stem, classifier_head, conv
+
+# Sandler et al. Table 2: (expansion t, output channels c, repeats n, first stride s).
+STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+          (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+  """Round to the nearest multiple of `divisor` (at least `divisor`), never below 0.9 * value."""
+  rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+  return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class InvertedResidual(nn.Module):
+  """Sandler et al. Table 1: expand (1x1) - depthwise (3x3, stride) - linear project (1x1)."""
+
+  features: int
+  stride: int
+  expansion: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    hidden = x.shape[-1] * self.expansion
+    y = x
+    if self.expansion != 1:
+      y = conv(hidden, 1, 1, self.dtype, name="expand")(y)
+      y = nn.relu6(batch_norm(train, self.dtype, name="expand_bn")(y))
+    y = conv(hidden, 3, self.stride, self.dtype, groups=hidden, name="dw")(y)
+    y = nn.relu6(batch_norm(train, self.dtype, name="dw_bn")(y))
+    y = conv(self.features, 1, 1, self.dtype, name="project")(y)
+    y = batch_norm(train, self.dtype, name="project_bn")(y)  # linear bottleneck: no ReLU
+    if self.stride == 1 and x.shape[-1] == self.features:
+      y = y + x.astype(y.dtype)
+    return y
+
+
+class MobileNetV2(nn.Module):
+  """MobileNetV2 with width multiplier `width_mult`; `blocks` overrides Table 2's repeats n."""
+
+  num_classes: int
+  width_mult: float = 1.0
+  blocks: tuple[int, ...] = tuple(s[2] for s in STAGES)
+  stem: str = "cifar"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    check_stem(self.stem)
+    if not self.width_mult > 0:
+      raise ValueError(f"width_mult must be > 0, got {self.width_mult!r}.")
+    if len(self.blocks) != len(STAGES) or min(self.blocks) < 1:
+      raise ValueError(f"blocks must be {len(STAGES)} positive repeat counts, got {self.blocks!r}.")
+    cifar = self.stem == "cifar"
+    x = x.astype(self.dtype)
+    stem = make_divisible(STEM_CHANNELS * self.width_mult)
+    x = conv(stem, 3, 1 if cifar else 2, self.dtype, name="stem_conv")(x)
+    x = nn.relu6(batch_norm(train, self.dtype, name="stem_bn")(x))
+    for i, ((t, c, _, s), n) in enumerate(zip(STAGES, self.blocks, strict=True)):
+      if cifar and i == 1:
+        s = 1  # the CIFAR stem's second stride-1 change (see the module docstring)
+      features = make_divisible(c * self.width_mult)
+      for j in range(n):
+        name = f"stage{i + 1}_block{j + 1}"
+        x = InvertedResidual(features, s if j == 0 else 1, t, self.dtype, name=name)(x, train)
+    last = make_divisible(LAST_CHANNELS * max(1.0, self.width_mult))
+    x = conv(last, 1, 1, self.dtype, name="last_conv")(x)
+    x = nn.relu6(batch_norm(train, self.dtype, name="last_bn")(x))
+    return classifier_head(x, self.num_classes)

@@ -1,0 +1,150 @@
+"""The EcoNAS proxy study (`jaxml.methods.proxy_study`) end to end on 4 cells with a tiny proxy, a
+killed and resumed study, the stratified choice of architectures, and its config errors."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import train_fixtures
+
+from jaxml import configs
+from jaxml import main as jaxml_main
+from jaxml.errors import ConfigError
+from jaxml.methods import proxy_study
+from jaxml.metrics import zero_cost
+from jaxml.nasbench import nb201
+from jaxml.spaces import nb201_encoding as E
+
+EXPERIMENT = str(train_fixtures.REPO_ROOT / "experiments/econas/proxy_study_nb201.py")
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory):
+  """A synthetic table: accuracy grows with the 3x3 convs plus a unique jitter; cells that compute
+  nothing get 10 %, as in the real table."""
+  encs = E.enumerate_all()
+  jitter = np.random.default_rng(0).permutation(15625) / 15625
+  acc = 80 + 2 * (encs == 3).sum(1) + (encs == 2).sum(1) + jitter
+  dead = np.array([not proxy_study.computes_something(e) for e in encs])
+  acc = np.where(dead, 10.0, acc)
+  d = tmp_path_factory.mktemp("table")
+  (d / "nasbench201").mkdir()
+  nb201.write_csv(d / "nasbench201" / nb201.FILENAME, np.stack([acc, acc, acc]))
+  return d
+
+
+def study_config(table_dir, tiny_cifar_dir, tmp_path_factory, **overrides):
+  c = train_fixtures.tiny_method_config(
+    f"{EXPERIMENT}:smoke", tiny_cifar_dir, tmp_path_factory.mktemp("cache")
+  )
+  c.model = configs.default_model_config("nb201")
+  c.proxy_study.update(
+    proxies="c4r4s0e0.4n1", num_archs=4, eval_points=2, table_dir=str(table_dir), precision_k=2
+  )
+  c.update(batch_size=8, eval_batch_size=20, num_steps=-1)
+  c.population.update(size=4, mapping="vmap", fast_compile=True)
+  for k, v in overrides.items():
+    train_fixtures.set_path(c, k, v)
+  return c
+
+
+def fake_scores(space, encodings, images, labels, seed=0, **kwargs):
+  """Stands in for the zero-cost scores (tested in tests/metrics/test_zero_cost.py): the
+  study's plumbing is what this file tests, and their array-build compile takes minutes."""
+  del images, labels, seed, kwargs
+  p = np.asarray(space.params(encodings), np.float64)
+  return {name: p + i for i, name in enumerate(zero_cost.MEASURES)}
+
+
+@pytest.fixture(scope="module")
+def finished(table_dir, tiny_cifar_dir, tmp_path_factory):
+  mp = pytest.MonkeyPatch()
+  mp.setattr(zero_cost, "nb201_scores", fake_scores)
+  config = study_config(table_dir, tiny_cifar_dir, tmp_path_factory)
+  workdir = tmp_path_factory.mktemp("study")
+  summary = jaxml_main.run_experiment(config, str(workdir))
+  mp.undo()
+  return config, workdir, summary
+
+
+def test_study_end_to_end(finished):
+  _, workdir, summary = finished
+  rows = {r["proxy"]: r for r in summary["rows"]}
+  assert list(rows) == ["c4r4s0e0.4n1", *zero_cost.MEASURES]
+  train = rows["c4r4s0e0.4n1"]
+  per_copy = json.loads((workdir / "proxies/c4r4s0e0.4n1/summary.json").read_text())
+  # A proxy's scores are its copies' final val accuracies, one copy per architecture.
+  assert train["scores"] == per_copy["val_accuracy_per_copy"]
+  assert per_copy["encodings"] == [E.from_string(a).tolist() for a in summary["architectures"]]
+  assert 0 < train["cost_fraction"] < 1e-3
+  for key in ("spearman", "kendall", "top_half_spearman", "precision_at_2"):
+    assert key in train
+  # #params ranks against the synthetic truth exactly as rank.spearman says.
+  p = rows["params"]
+  assert p["spearman"] == pytest.approx(
+    float(np.corrcoef(np.argsort(np.argsort(p["scores"])),
+                      np.argsort(np.argsort(summary["ground_truth"])))[0, 1]), abs=1e-5
+  )  # fmt: skip
+  for name in ("table.md", "plots/cost_vs_spearman.png", "plots/rank_scatter_synflow.png"):
+    assert (workdir / name).is_file(), name
+  assert (workdir / "plots/rank_scatter_c4r4s0e0.4n1.png").is_file()
+  assert json.loads((workdir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_killed_study_resumes_to_the_same_table(finished, table_dir, tiny_cifar_dir,
+                                                tmp_path_factory, monkeypatch):  # fmt: skip
+  config, _, summary = finished
+  monkeypatch.setattr(zero_cost, "nb201_scores", fake_scores)
+  workdir = tmp_path_factory.mktemp("killed")
+  run = lambda: jaxml_main.run_experiment(config, str(workdir))
+  # Killed right after the proxy run's first checkpoint (the end of its first of 2 trunks).
+  train_fixtures.run_killed_after_first_save(run, monkeypatch)
+  assert not (workdir / "summary.json").exists()
+  resumed = run()
+  # Everything but the wall time (it includes this run's compiles) is as uninterrupted.
+  untimed = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]
+  assert untimed(resumed["rows"]) == untimed(summary["rows"])
+  # A finished study re-run reads its parts back.
+  assert run()["rows"] == resumed["rows"]
+
+
+def test_stratified_choice(table_dir):
+  table = nb201.load(str(table_dir))
+  encs, acc = proxy_study.select_archs(table, 10, seed=1)
+  assert encs.shape == (10, 6) and np.all(np.diff(acc) >= 0)
+  assert all(proxy_study.computes_something(e) for e in encs)
+  assert len({tuple(e) for e in encs}) == 10
+  # Seeded, and spread over the whole range of the cells that compute something.
+  np.testing.assert_array_equal(proxy_study.select_archs(table, 10, seed=1)[0], encs)
+  ok = np.asarray(table.values())[np.asarray(table.values()) > 10.0]
+  assert acc[0] <= np.quantile(ok, 0.1) and acc[-1] >= np.quantile(ok, 0.9)
+  assert not proxy_study.computes_something(np.array([0, 3, 3, 0, 3, 0]))  # node 3 cut off
+  assert proxy_study.computes_something(np.array([3, 0, 0, 0, 1, 0]))
+
+
+@pytest.mark.parametrize(
+  "key, value, match",
+  [
+    ("proxy_study.proxies", "c9r0s0e1", "c index"),
+    ("proxy_study.num_archs", 3, "must equal proxy_study.num_archs"),
+    ("proxy_study.precision_k", 9, "precision_k must be in"),
+    ("proxy_study.zero_cost_net", "c0r0s0", "zero_cost_net must be"),
+    ("model.arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "array build"),
+  ],
+)
+def test_config_errors(table_dir, tiny_cifar_dir, tmp_path_factory, key, value, match):
+  config = study_config(table_dir, tiny_cifar_dir, tmp_path_factory, **{key: value})
+  with pytest.raises(ConfigError, match=match):
+    proxy_study.validate_config(config)
+
+
+def test_experiment_file_variants():
+  from jaxml import config_cli
+
+  for arg in ("", ":smoke", ":gpu"):
+    c = config_cli.load_config_file(EXPERIMENT + arg)
+    assert c.population.size == c.proxy_study.num_archs
+  with pytest.raises(ConfigError, match="exclude each other"):
+    config_cli.load_config_file(EXPERIMENT + ":smoke,gpu")
+  assert pathlib.Path(EXPERIMENT).is_file()
