@@ -50,7 +50,7 @@ from jaxml.spaces import NB201Space  # noqa: E402
 from jaxml.spaces import nb201_encoding as enc201  # noqa: E402
 
 TRAIN_SPLIT = 45_000  # CIFAR-10 train images left after the 5k validation split
-MAPPINGS = ("loop", "vmap")
+MAPPINGS = ("loop", "vmap", "scan")
 RECORD_KEYS = (
   "build",
   "mapping",

@@ -39,7 +39,7 @@ from jaxml.errors import ConfigError  # noqa: E402
 from jaxml.population import resolve_mapping  # noqa: E402
 
 KS = (1, 2, 4, 8, 16, 32)
-MAPPINGS = ("vmap", "loop")
+MAPPINGS = ("vmap", "loop", "scan")
 # name -> (registry name, model fields, input side, default batch per copy). ResNet-20 uses batch
 # 64 per copy so that its K <= 8 sweep (vmap included) stays within minutes on 2 CPU cores.
 MODELS = {
@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--models", default="tiny,resnet20", help=f"from {', '.join(MODELS)}")
   parser.add_argument("--ks", default=",".join(map(str, KS)), help="population sizes K")
-  parser.add_argument("--mappings", default=",".join(MAPPINGS), help="vmap and/or loop")
+  parser.add_argument("--mappings", default=",".join(MAPPINGS), help="any of vmap, loop, scan")
   parser.add_argument(
     "--batch", type=int, default=0, help="images per copy per step (0: resnet20 64, tiny 128)"
   )

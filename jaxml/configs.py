@@ -105,7 +105,7 @@ def optim_config(**overrides) -> ml_collections.ConfigDict:
 def population_config(**overrides) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.size = 1  # K copies trained in lockstep
-  c.mapping = "auto"  # auto | vmap | loop (see jaxml/population.py)
+  c.mapping = "auto"  # auto | vmap | loop | scan (see jaxml/population.py)
   c.same_batch = True  # all copies read the same batch (their augmentations still differ)
   c.same_init = False  # all copies start from the same weights (OHL) or from K seeds
   c.fast_compile = False  # CPU: cheaper compiles, slower steps (population.FAST_COMPILE_CPU)

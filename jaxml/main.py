@@ -8,6 +8,7 @@ and checkpoints end likewise with their own exit codes (see jaxml/errors.py).
 
 import ast
 import importlib
+import importlib.util
 import pathlib
 import shutil
 import sys
@@ -19,7 +20,18 @@ from ml_collections import config_flags
 from jaxml import config_cli, configs, preemption
 from jaxml.errors import ConfigError, JaxmlError, OutOfMemoryError
 
-METHODS = ("train", "ohl", "amlfs", "tabular", "econas_search", "darts", "proxy_study")
+METHODS = (
+  "train",
+  "ohl",
+  "amlfs",
+  "tabular",
+  "econas_search",
+  "darts",
+  "proxy_study",
+  "crnas",
+  "pcnas",
+  "spos",
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config: experiments/<method>/<name>.py[:arg].", lock_config=True
@@ -102,14 +114,21 @@ HELP_FLAGS = ("-h", "--help", "-?", "--helpshort", "--helpfull")
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 
-def _variants(module: ast.Module) -> str:
-  """An experiment file's `VARIANTS = (...)` or `= <method>.VARIANTS`, read without importing."""
+def _variants(module: ast.Module, path: pathlib.Path) -> str:
+  """An experiment file's `VARIANTS`: a literal or `<method>.VARIANTS` is read without running
+  the file; any other expression by importing it."""
   for node in module.body:
     names = [getattr(t, "id", "") for t in getattr(node, "targets", [])]
     if isinstance(node, ast.Assign) and "VARIANTS" in names:
       if isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name):
-        return ", ".join(get_method(node.value.value.id).VARIANTS)
-      return ", ".join(ast.literal_eval(node.value)) or "-"
+        return ", ".join(getattr(get_method(node.value.value.id), node.value.attr))
+      try:
+        return ", ".join(ast.literal_eval(node.value)) or "-"
+      except ValueError:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        experiment = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(experiment)
+        return ", ".join(experiment.VARIANTS) or "-"
   return "?"
 
 
@@ -134,7 +153,7 @@ def usage() -> str:
   for path in sorted(EXPERIMENTS_DIR.rglob("*.py")):
     module = ast.parse(path.read_text())
     doc = (ast.get_docstring(module) or "").splitlines()
-    lines.append(f"  {path.relative_to(EXPERIMENTS_DIR.parent)} [{_variants(module)}]")
+    lines.append(f"  {path.relative_to(EXPERIMENTS_DIR.parent)} [{_variants(module, path)}]")
     lines.append(f"      {doc[0] if doc else ''}")
   return "\n".join(lines)
 

@@ -12,8 +12,10 @@ them into one jitted function over all copies and devices:
 * within a device, local copies are mapped by `mapping`: 'vmap' (`jax.vmap` over weights, one
   batched kernel — good on GPUs, but on XLA:CPU a conv vmapped over its weights becomes a slow
   grouped convolution) or 'loop' (copies unrolled inside the same jit: K independent graphs XLA
-  schedules back to back, which on CPU runs like K sequential steps without K dispatches).
-  'auto' picks per backend from `benchmarks/population_throughput.py` measurements;
+  schedules back to back, which on CPU runs like K sequential steps without K dispatches) or
+  'scan' (`jax.lax.map`: one copy's graph compiled once and run K times in a loop inside the
+  jit: plain convs as 'loop', one graph to compile as 'vmap'). 'auto' picks per backend from
+  `benchmarks/population_throughput.py` measurements;
 * when K is smaller than the device count, the remaining factor becomes a `data` mesh axis:
   each copy's batch is split over it and gradients are averaged with `lax.pmean` (the step
   function receives `data_axis` for that).
@@ -36,7 +38,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxml.errors import ConfigError
 
-MAPPINGS = ("auto", "vmap", "loop")
+MAPPINGS = ("auto", "vmap", "loop", "scan")
 COPY, DATA = "copy", "data"
 
 # Measured defaults (benchmarks/population_throughput.py, benchmarks/gpu_suite.py, BENCHMARKS.md).
@@ -123,6 +125,8 @@ def map_local(fn: Callable, mapping: str, in_axes: tuple) -> Callable:
   """
   if mapping == "vmap":
     return jax.vmap(fn, in_axes=in_axes)
+  if mapping == "scan":
+    return _scanned(fn, in_axes)
 
   def looped(*args):
     axes = [leaf_axes(ax, a) for a, ax in zip(args, in_axes)]
@@ -142,6 +146,34 @@ def map_local(fn: Callable, mapping: str, in_axes: tuple) -> Callable:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
   return looped
+
+
+def _scanned(fn: Callable, in_axes: tuple) -> Callable:
+  """`fn` over the copy axis with `jax.lax.map`: the per-copy leaves are scanned over, the
+  shared ones closed over, so XLA compiles one copy's body and loops it K times."""
+
+  def scanned(*args):
+    flat, treedefs, per_copy = [], [], []
+    for a, ax in zip(args, in_axes):
+      leaves, treedef = jax.tree.flatten(a)
+      flat.append(leaves)
+      treedefs.append(treedef)
+      per_copy.append(jax.tree.leaves(leaf_axes(ax, a), is_leaf=_is_none))
+
+    def one_copy(copy_leaves):
+      it = iter(copy_leaves)
+      sliced = [
+        jax.tree.unflatten(td, [next(it) if x_ax == 0 else x for x, x_ax in zip(leaves, axs)])
+        for leaves, td, axs in zip(flat, treedefs, per_copy)
+      ]
+      return fn(*sliced)
+
+    scanned_leaves = [
+      x for leaves, axs in zip(flat, per_copy) for x, x_ax in zip(leaves, axs) if x_ax == 0
+    ]
+    return jax.lax.map(one_copy, scanned_leaves)
+
+  return scanned
 
 
 def _shard_map(fn, mesh, in_specs, out_specs):

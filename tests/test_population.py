@@ -64,7 +64,7 @@ def test_step_inputs_axes_name_what_is_per_copy():
   assert axes.hparams == 0 and axes.shared is None and axes.images is None and axes.step is None
 
 
-@pytest.mark.parametrize("mapping", ["loop", "vmap"])
+@pytest.mark.parametrize("mapping", ["loop", "vmap", "scan"])
 def test_map_takes_tree_prefixes_of_in_axes(mapping):
   """A dict argument whose entries are per copy and shared, described by a prefix."""
   pop = Population(3, mapping)
@@ -74,14 +74,14 @@ def test_map_takes_tree_prefixes_of_in_axes(mapping):
   np.testing.assert_array_equal(np.asarray(out), [1.0, 3.0, 5.0])
 
 
-@pytest.mark.parametrize("mapping", ["loop", "vmap"])
+@pytest.mark.parametrize("mapping", ["loop", "vmap", "scan"])
 def test_population_equals_independent_runs(mapping):
   pop = Population(4, mapping)
   state, metrics, _ = run_population(pop, steps=3)
   for i in range(4):
     ref, ref_metrics = single_copy_run(i, 4, 3, mapping=mapping)
     got = jax.tree.map(lambda x: x[i], state)
-    if mapping == "loop":  # each copy runs the K = 1 graph: bit-identical
+    if mapping in ("loop", "scan"):  # each copy runs the K = 1 graph: bit-identical
       chex.assert_trees_all_equal(got.params, ref.params)
       chex.assert_trees_all_equal(got.batch_stats, ref.batch_stats)
     else:  # vmap batches the convolutions: equal up to float reassociation

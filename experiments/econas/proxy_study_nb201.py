@@ -48,6 +48,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "proxies": CPU_GRID,
       "num_archs": 24,
       "eval_points": 1,  # val evaluations (and checkpoints) per proxy run
+      # 'array': one population of every cell through the array build (one compile); 'fixed': one
+      # run per cell (its ops only, a compile each). For this grid's 46-92 steps the compiles
+      # decide: fixed builds took 68-117 s per cell (~37 min for 24) against 769 s for the whole
+      # array population of c4r4s3e1n1 on the same loaded CPU (RESULTS.md); they pay off for
+      # runs of hundreds of steps (BENCHMARKS.md, "array build vs fixed builds").
+      "build": "array",
       "precision_k": 5,
       "dataset": "cifar10",  # the table's ground truth
       "table_dir": "",  # '' = $JAXML_DATA_DIR, then ../shared/data

@@ -25,81 +25,21 @@ reports DARTS collapsing there to an all-skip cell (54.30 CIFAR-10 test for both
 GDAS at 93.61 +- 0.09.
 """
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 
 from jaxml import configs
 from jaxml.data import pipeline
 from jaxml.engine import Engine
 from jaxml.experiment import PopulationRun
+from jaxml.methods.darts_configs import SAMPLINGS, SPACES, VARIANTS, darts_config, experiment  # noqa: F401
 from jaxml.metrics import plots
 from jaxml.nasbench import nb201
 from jaxml.search import bilevel
 from jaxml.spaces import DARTSSpace, NB201Space, relaxation
 from jaxml.training import StepInputs
 from jaxml.trunks import Keep, TrunkReport, run_trunks
-
-VARIANTS = ("smoke", "cpu", "second_order", "gdas")
-SPACES = {"nb201": "nb201", "darts": "darts_cells"}  # darts.space -> model.name
-SAMPLINGS = ("softmax", "gumbel")
-
-
-def darts_config(**overrides) -> ml_collections.ConfigDict:
-  defaults = dict(
-    space="nb201",  # nb201 | darts (model.name must be nb201 | darts_cells)
-    order=1,  # 1: first order; 2: the unrolled step with the finite-difference HVP (eq. 7-8)
-    sampling="softmax",  # softmax (DARTS) | gumbel (GDAS straight-through sample)
-    alpha_lr=3e-4,
-    alpha_b1=0.5,
-    alpha_b2=0.999,
-    alpha_weight_decay=1e-3,
-    alpha_init_std=1e-3,
-    lr_min=0.001,  # cosine floor of the weights' learning rate
-    tau_max=10.0,  # GDAS temperature, annealed linearly over the epochs
-    tau_min=0.1,
-    affine=False,  # BN scale/bias of the cell ops (DARTS searches without)
-    dataset="cifar10",  # NB201 table column of the derived cells' true accuracy
-    table_dir="",  # NB201 table root ('' = the data search order)
-  )
-  return ml_collections.ConfigDict({**defaults, **overrides})
-
-
-def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
-  """The standard GPU search of `space` (50 epochs, batch 64, 25k/25k halves), or its variants:
-  `cpu` (C 8, N 1 / 5 layers, 16x16, 1,280 + 1,280 images, 10 epochs), `smoke` (CPU seconds),
-  `second_order`, `gdas`.
-  """
-  v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
-  c = configs.training_config("darts", SPACES[space])
-  c.darts = darts_config(space=space, order=2 if "second_order" in v else 1)
-  if "gdas" in v:
-    c.darts.sampling = "gumbel"
-  c.optim.update(lr=0.025, momentum=0.9, nesterov=False, weight_decay=3e-4, grad_clip=5.0)
-  c.data.update(val_size=25000)
-  c.update(batch_size=64, eval_batch_size=500, num_epochs=50.0, log_every_steps=50)
-  c.population.update(size=3, same_batch=False)
-  if space == "darts":
-    c.model.update(channels=16, layers=8)
-  else:
-    c.model.update(channels=16, cells_per_stage=5)
-  if "cpu" in v:
-    # 1,280 alpha images held out; 2.63% of the other 48,720 leaves ~1,280 for the weights
-    # (20 steps of 64 per epoch). `vmap`: one copy's graph to compile, not K (the `loop`
-    # mapping's K unrolled second-order graphs took over 10 min to compile on a busy 2-core CPU).
-    c.data.update(sample_ratio=0.02627, val_size=1280, resolution=16)
-    c.update(num_epochs=10.0, log_every_steps=10)
-    c.population.mapping = "vmap"
-    c.model.update(channels=8, **({"layers": 5} if space == "darts" else {"cells_per_stage": 1}))
-  if "smoke" in v:
-    c.data.update(sample_ratio=0.0065, val_size=320, resolution=16)
-    c.update(batch_size=32, num_steps=-1, num_epochs=2.0, log_every_steps=5)
-    c.model.update(channels=4, **({"layers": 3} if space == "darts" else {"cells_per_stage": 1}))
-    c.population.update(size=2, mapping="vmap", fast_compile=True)
-  return c
 
 
 def validate_config(config) -> None:
@@ -146,51 +86,6 @@ def build_space(config, num_classes: int):
   return DARTSSpace(m.channels, m.layers, num_classes, config.data.resolution, m.stem_multiplier)
 
 
-class Supernet(nn.Module):
-  """A space's relaxed network with its architecture parameters: params {'alpha', 'net'}.
-
-  Called with `weights` (the step computes them from alpha), or without: then softmax(alpha)
-  (DARTS) or one-hot argmax(alpha) (`hard`, GDAS's deterministic architecture) for evaluation.
-  """
-
-  net: nn.Module
-  shape: tuple[int, int]
-  init_std: float = 1e-3
-  hard: bool = False
-
-  @nn.compact
-  def __call__(self, x, train: bool = False, weights=None):
-    alpha = self.param("alpha", lambda k, s: self.init_std * jax.random.normal(k, s), self.shape)
-    if weights is None:
-      if self.hard:
-        weights = jax.nn.one_hot(jnp.argmax(alpha, -1), self.shape[1], dtype=alpha.dtype)
-      else:
-        weights = relaxation.softmax_weights(alpha)
-    return self.net(x, train=train, weights=weights)
-
-
-def optimizers(config, total_steps: int):
-  """(weights' SGD, alphas' Adam, the weights' schedule), the paper's settings."""
-  o, d = config.optim, config.darts
-  schedule = optax.cosine_decay_schedule(o.lr, max(total_steps, 1), alpha=d.lr_min / o.lr)
-  parts = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
-  parts += [
-    optax.add_decayed_weights(o.weight_decay),
-    optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.nesterov),
-  ]
-  # torch.optim.Adam's weight_decay (the reference) is L2 added to the gradient: coupled.
-  a_tx = optax.chain(
-    optax.add_decayed_weights(d.alpha_weight_decay), optax.adam(d.alpha_lr, d.alpha_b1, d.alpha_b2)
-  )
-  return optax.chain(*parts), a_tx, schedule
-
-
-def tau_at(d, epoch: int, num_epochs: int) -> float:
-  """GDAS: tau decays linearly from tau_max (first epoch) to tau_min (last epoch)."""
-  frac = epoch / max(num_epochs - 1, 1)
-  return float(d.tau_max - (d.tau_max - d.tau_min) * min(frac, 1.0))
-
-
 class DartsController:
   """Between epochs: hand out tau and the alpha half's order; read alphas, derive, look up."""
 
@@ -217,7 +112,7 @@ class DartsController:
     }
 
   def ask(self, state, key):
-    tau = tau_at(self.d, int(state["epoch"]), self.num_epochs)
+    tau = bilevel.tau_at(self.d, int(state["epoch"]), self.num_epochs)
     order = pipeline.epoch_permutation(key, 0, self.num_alpha)
     hparams = {"darts": {"tau": np.full((self.k,), tau, np.float32)}}
     return state, hparams, {"alpha_order": np.asarray(order)}
@@ -237,7 +132,7 @@ class DartsController:
       "none_weight_mean": float(weights[..., ops.index("none")].mean()),
     }
     if self.d.sampling == "gumbel":
-      info["tau"] = tau_at(self.d, int(state["epoch"]), self.num_epochs)
+      info["tau"] = bilevel.tau_at(self.d, int(state["epoch"]), self.num_epochs)
     new = {
       "epoch": np.int32(int(state["epoch"]) + 1),
       "weights": weights.astype(np.float32),
@@ -252,7 +147,7 @@ class DartsController:
   def summary(self, state, history: dict, workdir) -> dict:
     weights, derived, true_acc = history["weights"], history["derived"], history["true_acc"]
     labels = relaxation.edge_labels(self.space)
-    plot_alphas(weights, labels, list(self.space.OPS), workdir / "plots" / "alphas.png")
+    plots.plot_alphas(weights, labels, list(self.space.OPS), workdir / "plots" / "alphas.png")
     final = true_acc[-1].astype(np.float64)
     out = {
       "space": self.space.name,
@@ -276,31 +171,6 @@ class DartsController:
     return out
 
 
-def plot_alphas(weights: np.ndarray, edges: list[str], ops: list[str], out_path) -> None:
-  """softmax(alpha) of every edge over the epochs: one panel per edge, one colour per op, the
-  mean over copies as a line and the copies' range shaded. weights: [T, K, E, O]."""
-  plt = plots.plt
-  n_edges = weights.shape[2]
-  cols = min(n_edges, 7)
-  rows = -(-n_edges // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), squeeze=False)
-  epochs = np.arange(1, weights.shape[0] + 1)
-  for e, ax in enumerate(axes.flat):
-    if e >= n_edges:
-      ax.axis("off")
-      continue
-    for o, op in enumerate(ops):
-      w = weights[:, :, e, o]
-      (line,) = ax.plot(epochs, w.mean(1), label=op, lw=1.2)
-      ax.fill_between(epochs, w.min(1), w.max(1), color=line.get_color(), alpha=0.15, lw=0)
-    ax.set_title(edges[e], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.tick_params(labelsize=7)
-  axes.flat[0].legend(fontsize=6, loc="upper left")
-  fig.suptitle(f"softmax(alpha) per edge over epochs (mean over {weights.shape[1]} copies)")
-  plots._save(fig, out_path)
-
-
 def run(config, workdir: str) -> dict:
   d = config.darts
   # The table loads (or fails with a DataError) before the run writes anything.
@@ -310,10 +180,10 @@ def run(config, workdir: str) -> dict:
   run = PopulationRun(config, workdir, controller)
   space = build_space(config, run.data.num_classes)
   net = space.network().clone(affine=bool(d.affine))
-  model = Supernet(
+  model = bilevel.Supernet(
     net, relaxation.weights_shape(space), float(d.alpha_init_std), d.sampling == "gumbel"
   )
-  w_tx, a_tx, schedule = optimizers(config, run.total_steps)
+  w_tx, a_tx, schedule = bilevel.optimizers(config, run.total_steps)
   val = run.data.val
   # The run's engine, rebuilt around the supernet (its train split is the weights' half).
   engine = Engine(

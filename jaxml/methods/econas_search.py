@@ -44,12 +44,12 @@ baseline: random architectures on the same pools, promotions and schedule, same 
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxml import checkpoint, configs, preemption, training
 from jaxml.experiment import PopulationRun, Timer
-from jaxml.metrics import plots  # noqa: F401  (selects matplotlib's Agg backend)
+from jaxml.methods import econas_report
+from jaxml.methods.econas_configs import base_config, econas_config, shrink_for_smoke  # noqa: F401
 from jaxml.models import SPACE_MODELS
 from jaxml.nasbench import nb201
 from jaxml.search.hierarchical_evolution import HierarchicalEvolution
@@ -57,45 +57,6 @@ from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
 
 VARIANTS = ("smoke", "random")  # `random`: random children on the same schedule (the baseline)
 STAGES = 3
-
-
-def econas_config(**overrides) -> ml_collections.ConfigDict:
-  """The `config.econas` block; defaults are the official search/main.py settings."""
-  defaults = dict(
-    cycles=100,  # cycles after the initial population
-    parents=(6, 5, 5),  # children's parents from P_E, P_2E, P_3E
-    promote=(8, 4),  # promoted from P_E, P_2E
-    tournament_divisor=4,  # tournament size floor(n / divisor) + 1
-    max_age=10,  # cycles without training before a network leaves the pools
-    random_children=False,  # True: the random-search baseline on the same schedule
-    table_dir="",  # NAS-Bench-201 table ('' = the data search order); nb201 only
-  )
-  return ml_collections.ConfigDict({**defaults, **overrides})
-
-
-def base_config(model: str) -> ml_collections.ConfigDict:
-  """The official search/train.py recipe on `model`'s array build, official pools."""
-  c = configs.training_config("econas_search", model)
-  c.optim.update(lr=0.1, momentum=0.9, nesterov=False, weight_decay=3e-4, grad_clip=5.0)
-  c.econas = econas_config()
-  c.population.size = 28
-  c.population.mapping = "auto"
-  c.batch_size = 384
-  c.eval_batch_size = 1000
-  c.data.val_size = 5000
-  c.data.resolution = 8
-  c.num_epochs = 60.0  # 3 stages of E = 20
-  c.log_every_steps = 100
-  c.progress = False
-  return c
-
-
-def shrink_for_smoke(c: ml_collections.ConfigDict) -> None:
-  """K 4 (1 + 1 + 0 parents, 1 + 1 promotions), 3 cycles of 2 steps, vmap (one compile)."""
-  c.econas.update(cycles=3, parents=(1, 1, 0), promote=(1, 1), max_age=3)
-  c.population.update(size=4, mapping="vmap", fast_compile=True)
-  c.data.update(val_size=500, sample_ratio=0.02)
-  c.update(batch_size=32, eval_batch_size=500, num_steps=6)
 
 
 def search_space(config):
@@ -196,16 +157,6 @@ def build_population(engine, networks, search, slot_of_row, ids, hparams, seed):
   return engine.pop.put_copies(jax.tree.unflatten(treedef, host_leaves))
 
 
-def _answer(history: dict, upto: int):
-  """(cycle, slot) of the search's answer after cycle `upto`: the best val accuracy among the
-  trainings of the highest stage reached so far (P_3E once any network got there)."""
-  stage, val = history["stage"][: upto + 1], history["val"][: upto + 1]
-  top = stage.max()
-  score = np.where(stage == top, val, -np.inf)
-  c, j = np.unravel_index(int(np.argmax(score)), score.shape)
-  return int(c), int(j)
-
-
 def run(config, workdir: str) -> dict:
   e = config.econas
   algorithm = make_algorithm(config)
@@ -274,7 +225,7 @@ def run(config, workdir: str) -> dict:
       meta["wall_time_s"] = timer.elapsed
       saved_step = (c + 1) * stage_steps
       train_loss = np.asarray(jax.device_get(metrics["loss"]), np.float64)
-      ac, aj = _answer(history, c)
+      ac, aj = econas_report.answer(history, c)
       run.writer.write_scalars(
         saved_step,
         {
@@ -293,76 +244,6 @@ def run(config, workdir: str) -> dict:
       if preemption.requested() is not None:
         run.stop_if_requested(saved_step)
   networks.close()
-  return run.finish(_summary(config, run, space, table, history, meta, search, stage_steps))
-
-
-def _summary(config, run, space, table, history, meta, search, stage_steps) -> dict:
-  rounds, k = history["val"].shape
-  images = stage_steps * config.batch_size  # per training of one network for one stage
-  # Forward FLOPs per image (2 per multiply-add) of each trained architecture at the proxy.
-  flops = 2.0 * np.asarray(space.flops(history["encoding"].reshape(-1, space.encoding_length)))
-  cost = np.cumsum(images * flops.reshape(rounds, k).sum(axis=1))
-  best_val, best_gt = [], []
-  for c in range(rounds):
-    ac, aj = _answer(history, c)
-    best_val.append(float(history["val"][ac, aj]))
-    if table is not None:
-      best_gt.append(float(table.query(history["encoding"][ac, aj])))
-  c, j = _answer(history, rounds - 1)
-  enc = history["encoding"][c, j]
-  summary = {
-    "method": config.method,
-    "space": space.name,
-    "children": "random" if config.econas.random_children else "mutation",
-    "population_size": k,
-    "cycles": rounds - 1,
-    "stage_steps": stage_steps,
-    "stage_epochs": stage_steps / run.engine.steps_per_epoch,
-    "networks_trained": int(search.num_networks),
-    "trainings": int(rounds * k),
-    "trainings_per_stage": [int(np.sum(history["stage"] == s)) for s in (1, 2, 3)],
-    "found_architecture": space.to_string(enc),
-    "found_encoding": enc.tolist(),
-    "found_network": int(history["network"][c, j]),
-    "found_stage": int(history["stage"][c, j]),
-    "found_val_accuracy": float(history["val"][c, j]),
-    "train_images": int(rounds * k * images),
-    "cost_images_x_flops": float(cost[-1]),
-    "cost_per_cycle": cost.tolist(),
-    "answer_val_per_cycle": best_val,
-    "cycle_wall_s": meta["cycle_wall_s"],
-    "wall_time_s": meta["wall_time_s"],
-    "train_time_s": meta["train_s"],
-  }
-  if table is not None:
-    summary["found_test_accuracy_nb201"] = best_gt[-1]
-    summary["answer_test_accuracy_nb201_per_cycle"] = best_gt
-    summary["nb201_optimum"] = table.optimum("cifar10")
-    # Each network once (a promoted one appears in up to three cycles).
-    _, first = np.unique(history["network"].reshape(-1), return_index=True)
-    trained = history["encoding"].reshape(-1, space.encoding_length)[first]
-    summary["mean_test_accuracy_nb201_of_networks"] = float(np.mean(table.query(trained)))
-  np.savez(run.workdir / "search.npz", **history)
-  curves = {"val accuracy (search)": best_val}
-  if table is not None:
-    curves["NAS-Bench-201 test accuracy (/100)"] = [g / 100 for g in best_gt]
-  _plot_search(cost, curves, run.workdir / "plots" / "search.png")
-  return summary
-
-
-def _plot_search(cost: np.ndarray, curves: dict, path) -> None:
-  """Best-so-far (the search's answer after each cycle) against cumulative cost."""
-  import matplotlib.pyplot as plt  # the Agg backend is selected by jaxml.metrics.plots
-
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for label, ys in curves.items():
-    ax.plot(cost, ys, marker="." if len(ys) < 40 else None, label=label)
-  ax.set_xscale("log")
-  ax.set_xlabel("training images x forward FLOPs (cumulative)")
-  ax.set_ylabel("answer after each cycle")
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return run.finish(
+    econas_report.summary(config, run, space, table, history, meta, search, stage_steps)
+  )

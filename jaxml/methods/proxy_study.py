@@ -3,21 +3,30 @@
 Do reduced-setting proxies rank architectures as the full setting does? N architectures of the
 NAS-Bench-201 space are drawn stratified over the table's CIFAR-10 accuracy (`select_archs`),
 then, for each proxy of `proxy_study.proxies` (`jaxml.proxy`, e.g. 'c4r4s0e60n1'), trained from
-scratch as ONE population of N copies: copy i is architecture i through the space's array build
-(`hparams['model']['encoding']`), at the proxy's C, N, resolution, sample ratio and epochs, by
-the trunk loop (`jaxml.trunks.run_trunks`, its checkpoints and resume). A copy's score is its val
-accuracy at the end (val = images held out of the train split, never the test set). Scores are
-ranked against the table's 200-epoch CIFAR-10 test accuracy (Dong & Yang, ICLR 2020): Spearman
-and Kendall tau-b over all N and within the better half by ground truth, and precision@k
-(`jaxml.metrics.rank`). The zero-cost proxies (`jaxml.metrics.zero_cost`: synflow, NASWOT,
-snip, grad_norm, #params, FLOPs) are scored on the same architectures and land in the same table.
+scratch at the proxy's C, N, resolution, sample ratio and epochs by the trunk loop
+(`jaxml.trunks.run_trunks`, its checkpoints and resume), either as ONE population of N copies
+(`proxy_study.build='array'`: copy i is architecture i through the space's array build,
+`hparams['model']['encoding']`, one compile) or as N runs of one copy each (`'fixed'`: each
+cell's fixed build, only its ops, one compile per cell). On a 2-core CPU fixed builds train ~4x
+faster (the array build computes every candidate op, and `vmap` turns each conv into a grouped
+conv) and win from about one epoch of 45k images on, compiles included (BENCHMARKS.md, "array
+build vs fixed builds"); for proxies of a few dozen steps their N compiles cost more. Array
+copy 0 and fixed run 0 start from the same weights of the chosen ops (a copy's initial key
+depends on its index, so other pairs differ).
 
-Outputs in the workdir: `proxies/<proxy>/` (each proxy's own run directory, with checkpoints),
-`zero_cost.json`, `table.md` (proxy -> cost fraction, Spearman, Kendall, top-half Spearman,
-precision@k, wall time), `plots/rank_scatter_<proxy>.png`, `plots/cost_vs_spearman.png` and
-`summary.json`. Resumable: a finished proxy (its summary.json) or zero-cost file is read back, an
-unfinished proxy continues from its last checkpoint, so a killed study re-run with the same
-command does only what is left.
+A copy's score is its val accuracy at the end (val = images held out of the train split, never
+the test set). Scores are ranked against the table's 200-epoch CIFAR-10 test accuracy (Dong &
+Yang, ICLR 2020): Spearman and Kendall tau-b over all N and within the better half by ground
+truth, and precision@k (`jaxml.metrics.rank`). The zero-cost proxies (`jaxml.metrics.zero_cost`:
+synflow, NASWOT, snip, grad_norm, #params, FLOPs) are scored on the same architectures and land
+in the same table.
+
+Outputs in the workdir: `proxies/<proxy>/` (each proxy's run directory with checkpoints; one
+`arch<i>/` per cell for fixed builds), `zero_cost.json`, `table.md` (proxy -> cost fraction,
+Spearman, Kendall, top-half Spearman, precision@k, wall time), `plots/rank_scatter_<proxy>.png`,
+`plots/cost_vs_spearman.png` and `summary.json`. Resumable: a finished proxy or cell (its
+summary.json) or zero-cost file is read back, an unfinished one continues from its last
+checkpoint, so a killed study re-run with the same command does only what is left.
 """
 
 from __future__ import annotations
@@ -28,101 +37,23 @@ import pathlib
 import re
 import time
 
-import jax.numpy as jnp
 import numpy as np
 
 from jaxml import configs, experiment
 from jaxml import proxy as proxy_lib
 from jaxml.errors import ConfigError
-from jaxml.metrics import rank, zero_cost
+from jaxml.methods import proxy_study_report
+from jaxml.metrics import zero_cost
 from jaxml.metrics.writers import write_json_atomic
 from jaxml.nasbench import nb201
+from jaxml.nasbench.nb201 import select_archs  # noqa: F401  (the study's cells)
+from jaxml.search.controller import FixedArchitectures
 from jaxml.spaces import nb201_encoding as enc201
-from jaxml.trunks import Keep, run_trunks
+from jaxml.spaces.nb201_encoding import computes_something  # noqa: F401
+from jaxml.trunks import run_trunks
 
 VARIANTS = ()  # the method has no variants of its own; experiment files define them
-
-
-class FixedArchitectures:
-  """Trunk-loop controller that gives copy i architecture i for the whole run (EcoNAS's proxy
-  study has nothing to decide between trunks)."""
-
-  name = "proxy"
-  augment_fn = loss_fn = aux_init = None
-
-  def __init__(self, encodings: np.ndarray):
-    self.encodings = np.asarray(encodings, np.int32)
-
-  def init(self, key):
-    del key
-    return {"encodings": jnp.asarray(self.encodings)}
-
-  def ask(self, state, key):
-    del key
-    return state, {"model": {"encoding": np.asarray(state["encodings"])}}, {}
-
-  def tell(self, state, report):
-    del report
-    return state, Keep(), {}
-
-  def history(self, state) -> dict:
-    del state
-    return {}
-
-  def summary(self, state, history, workdir) -> dict:
-    del history, workdir
-    return {"encodings": np.asarray(state["encodings"]).tolist()}
-
-
-def computes_something(enc) -> bool:
-  """Whether the cell's output node is reached from its input through non-`none` edges (else the
-  network's cells output zeros and it scores chance, ~10 %)."""
-  reached = {0}
-  for k, (to, frm) in enumerate(enc201.EDGES):  # edges are ordered by target node
-    if enc[k] != 0 and frm in reached:
-      reached.add(to)
-  return 3 in reached
-
-
-def select_archs(table: nb201.NB201Table, n: int, seed: int, dataset: str = "cifar10"):
-  """`n` architectures stratified over the ground-truth accuracy: the cells that compute
-  something, sorted by accuracy, cut into n strata of equal count; one per stratum, drawn
-  uniformly (seeded), avoiding an isomorphism class already drawn when the stratum allows.
-
-  Returns (encodings int32 [n, 6], accuracies float64 [n]) in stratum order (ascending)."""
-  encs = np.asarray(enc201.enumerate_all())
-  ok = np.array([computes_something(e) for e in encs])
-  idx = np.flatnonzero(ok)
-  if not 2 <= n <= idx.size:
-    raise ConfigError(f"proxy_study.num_archs must be in [2, {idx.size}], got {n}")
-  acc = np.asarray(table.values(dataset), np.float64)
-  iso = np.asarray(table.iso_id)
-  idx = idx[np.argsort(acc[idx], kind="stable")]
-  rng = np.random.default_rng([seed, 10])
-  picked, used = [], set()
-  for stratum in np.array_split(idx, n):
-    order = rng.permutation(stratum)
-    fresh = [i for i in order if iso[i] not in used]
-    i = int((fresh or list(order))[0])
-    picked.append(i)
-    used.add(iso[i])
-  picked = np.asarray(picked)
-  return encs[picked].astype(np.int32), acc[picked]
-
-
-def rank_metrics(scores, truth, k: int) -> dict:
-  """Spearman, Kendall over all, and within the better half by truth; precision@k."""
-  s, t = jnp.asarray(scores, jnp.float32), jnp.asarray(truth, jnp.float32)
-  top = np.argsort(-np.asarray(truth), kind="stable")[: len(truth) // 2]
-  out = {
-    "spearman": float(rank.spearman(s, t)),
-    "kendall": float(rank.kendall_tau(s, t)),
-    "top_half_spearman": float(rank.spearman(s[top], t[top])),
-    "top_half_kendall": float(rank.kendall_tau(s[top], t[top])),
-    f"precision_at_{k}": float(rank.precision_at_k(s, t, k)),
-  }
-  # A constant score (e.g. every copy at chance) has no ranking: NaN, which JSON cannot hold.
-  return {key: (v if np.isfinite(v) else None) for key, v in out.items()}
+BUILDS = ("array", "fixed")  # one population of N array-build copies | N fixed-build runs
 
 
 # -- config -------------------------------------------------------------------------------------
@@ -136,7 +67,8 @@ def validate_config(config) -> None:
   check(
     config.model.name == "nb201", f"proxy_study trains 'nb201' models, got {config.model.name!r}"
   )
-  check(config.model.arch == "", "proxy_study uses the array build: leave config.model.arch ''")
+  check(config.model.arch == "", "proxy_study sets each copy's cell: leave config.model.arch ''")
+  check(study.build in BUILDS, f"proxy_study.build={study.build!r}; valid: {', '.join(BUILDS)}")
   check(config.data.val_size > 0, "proxy_study scores copies on the val split: data.val_size > 0")
   proxies = proxy_lib.parse(study.proxies)
   n = study.num_archs
@@ -183,19 +115,40 @@ def proxy_config(config, p: proxy_lib.Proxy):
 
 
 def _train_proxy(config, p, encodings, workdir: pathlib.Path) -> dict:
-  """Trains the N architectures under proxy `p` as one population (or reads its finished run)."""
+  """Trains the N architectures under proxy `p` (or reads its finished run): one array-build
+  population of N copies (`build='array'`), or N fixed-build runs of one copy each."""
   done = workdir / "summary.json"
   if done.exists():
     return json.loads(done.read_text())
   c = proxy_config(config, p)
-  controller = FixedArchitectures(encodings)
-  run = experiment.PopulationRun(c, str(workdir), controller)
+  if config.proxy_study.build == "array":
+    return _train(c, workdir, FixedArchitectures(encodings))
+  runs = []
+  for i, enc in enumerate(encodings):
+    one = copy.deepcopy(c)
+    one.model.arch = enc201.to_string(enc)
+    one.population.size = 1
+    runs.append(_train(one, workdir / f"arch{i:03d}", None))
+  summary = {
+    "val_accuracy_per_copy": [r["val_accuracy_per_copy"][0] for r in runs],
+    "wall_time_s": float(sum(r["wall_time_s"] for r in runs)),
+    "architectures": [enc201.to_string(e) for e in encodings],
+  }
+  write_json_atomic(done, summary)
+  return summary
+
+
+def _train(config, workdir: pathlib.Path, controller) -> dict:
+  """One trunk-loop run (or its finished summary); the CIFAR test split is never scored."""
+  done = workdir / "summary.json"
+  if done.exists():
+    return json.loads(done.read_text())
+  run = experiment.PopulationRun(config, str(workdir), controller)
   # The ground truth is the table: the CIFAR-10 test split is never scored (N copies x 10,000
   # images of evaluation would cost about half of a one-epoch proxy's training).
   run.engine.eval_sets.pop("test", None)
   trunk = -(-run.total_steps // config.proxy_study.eval_points)
-  every = config.checkpoint_every_steps
-  return run_trunks(run, controller, trunk, every)
+  return run_trunks(run, controller, trunk, config.checkpoint_every_steps)
 
 
 def _zero_cost(config, encodings, path: pathlib.Path) -> dict:
@@ -242,7 +195,7 @@ def run(config, workdir: str) -> dict:
       "kind": "training",
       "cost_fraction": proxy_lib.cost_fraction(p, encodings, _train_size(config)),
       "wall_time_s": s["wall_time_s"],
-      **rank_metrics(val, truth, k),
+      **proxy_study_report.rank_metrics(val, truth, k),
       "scores": val.tolist(),
     }
     rows.append(row)
@@ -256,12 +209,12 @@ def run(config, workdir: str) -> dict:
           "kind": "zero-cost",
           "cost_fraction": 0.0,
           "wall_time_s": zc["wall_time_s"] if name in zero_cost.TRAINING_FREE else 0.0,
-          **rank_metrics(scores, truth, k),
+          **proxy_study_report.rank_metrics(scores, truth, k),
           "scores": scores.tolist(),
         }
       )
-  write_table(root / "table.md", rows, k)
-  plot_study(root / "plots", rows, truth)
+  proxy_study_report.write_table(root / "table.md", rows, k)
+  proxy_study_report.plot_study(root / "plots", rows, truth)
   summary = {
     "method": "proxy_study",
     "dataset": study.dataset,
@@ -274,61 +227,6 @@ def run(config, workdir: str) -> dict:
   }
   write_json_atomic(root / "summary.json", summary)
   return summary
-
-
-def write_table(path: pathlib.Path, rows: list[dict], k: int) -> None:
-  """The study's table in markdown (rows ready for RESULTS.md)."""
-  fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
-  lines = [
-    f"| proxy | kind | cost fraction | Spearman | Kendall | top-half Spearman | P@{k} | wall s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
-  ]
-  for r in rows:
-    cost = "0 (no training)" if r["kind"] == "zero-cost" else f"{r['cost_fraction']:.2e}"
-    lines.append(
-      f"| {r['proxy']} | {r['kind']} | {cost} | {fmt(r['spearman'], '.3f')} | "
-      f"{fmt(r['kendall'], '.3f')} | {fmt(r['top_half_spearman'], '.3f')} | "
-      f"{fmt(r[f'precision_at_{k}'], '.2f')} | {r['wall_time_s']:.0f} |"
-    )
-  path.write_text("\n".join(lines) + "\n")
-
-
-def plot_study(out: pathlib.Path, rows: list[dict], truth: np.ndarray) -> None:
-  """rank_scatter_<proxy>.png (proxy rank vs ground-truth rank) for every row and
-  cost_vs_spearman.png (training proxies over cost; zero-cost proxies as lines)."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  out.mkdir(parents=True, exist_ok=True)
-  gt_rank = np.asarray(rank.rankdata(jnp.asarray(truth, jnp.float32)))
-  for r in rows:
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(gt_rank, np.asarray(rank.rankdata(jnp.asarray(r["scores"], jnp.float32))), s=14)
-    rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}"
-    ax.set(xlabel="NB201 200-epoch test accuracy rank", ylabel=f"{r['proxy']} rank")
-    ax.set_title(f"{r['proxy']}: Spearman {rho}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / f"rank_scatter_{r['proxy']}.png", dpi=100)
-    plt.close(fig)
-  fig, ax = plt.subplots(figsize=(6, 4))
-  train = [r for r in rows if r["kind"] == "training" and r["spearman"] is not None]
-  if train:
-    ax.scatter([r["cost_fraction"] for r in train], [r["spearman"] for r in train], color="k")
-    for r in train:
-      ax.annotate(r["proxy"], (r["cost_fraction"], r["spearman"]), fontsize=7)
-  for i, r in enumerate(r for r in rows if r["kind"] == "zero-cost" and r["spearman"] is not None):
-    ax.axhline(r["spearman"], ls="--", lw=1, color=f"C{i}", label=r["proxy"])
-  ax.set_xscale("log")
-  ax.set(xlabel="cost (training FLOPs x images) / full NB201 setting", ylabel="Spearman")
-  ax.grid(alpha=0.3)
-  if ax.get_legend_handles_labels()[0]:
-    ax.legend(fontsize=7, title="zero-cost", title_fontsize=7)
-  fig.tight_layout()
-  fig.savefig(out / "cost_vs_spearman.png", dpi=100)
-  plt.close(fig)
 
 
 def _train_size(config) -> int:

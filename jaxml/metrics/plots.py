@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from jaxml.metrics.writers import read_jsonl  # noqa: E402
 
@@ -114,4 +115,28 @@ def plot_loss_functions(tau, mus, out_path, trunks_to_draw: int = 4) -> None:
   for ax in (ax_tau, ax_loss):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+  _save(fig, out_path)
+
+
+def plot_alphas(weights: np.ndarray, edges: list[str], ops: list[str], out_path) -> None:
+  """softmax(alpha) of every edge over the epochs: one panel per edge, one colour per op, the
+  mean over copies as a line and the copies' range shaded. weights: [T, K, E, O]."""
+  n_edges = weights.shape[2]
+  cols = min(n_edges, 7)
+  rows = -(-n_edges // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), squeeze=False)
+  epochs = np.arange(1, weights.shape[0] + 1)
+  for e, ax in enumerate(axes.flat):
+    if e >= n_edges:
+      ax.axis("off")
+      continue
+    for o, op in enumerate(ops):
+      w = weights[:, :, e, o]
+      (line,) = ax.plot(epochs, w.mean(1), label=op, lw=1.2)
+      ax.fill_between(epochs, w.min(1), w.max(1), color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_title(edges[e], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.tick_params(labelsize=7)
+  axes.flat[0].legend(fontsize=6, loc="upper left")
+  fig.suptitle(f"softmax(alpha) per edge over epochs (mean over {weights.shape[1]} copies)")
   _save(fig, out_path)

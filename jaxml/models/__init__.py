@@ -18,6 +18,11 @@ Names (model-specific config fields and their defaults in brackets):
 * 'fishnet99', 'fishnet150' [width=64, stem='cifar']: FishNet (Sun et al. 2018), every network
   plane scaled by width / 64 (a multiple of 4).
 
+* 'crnas_resnet' [block='basic', width=64, stage_sizes=(2, 2, 2, 2), dilations=(), stem='cifar']:
+  a projection-shortcut ResNet (widths w/2w/4w/8w) with any blocks per stage and, per block, the
+  dilation of its searchable 3x3 conv (() = all 1): the networks CRNAS finds
+  (`jaxml.spaces.crnas`; stage_sizes (2, 2, 2, 2) with basic blocks is 'resnet18').
+
 Every family takes `stem`: 'cifar' keeps 32x32 inputs large (stride-1 stem), 'imagenet' is the
 paper's stem for 224 px inputs (see each family's module docstring).
 
@@ -27,6 +32,8 @@ Search-space networks (`jaxml.spaces`; float32 only):
 * 'darts_cells' [channels=36, layers=20, stem_multiplier=3, arch='']: the DARTS CIFAR network.
 * 'econas_cells' [channels=36, cells_per_stage=6, num_nodes=5, stem_multiplier=3, arch='']: the
   EcoNAS (NASNet-style) network.
+* 'shufflenet_spos' [table='spos', width=1.0, stage_blocks=(), stem='cifar', affine=True,
+  arch='']: the SPOS / DetNAS ShuffleNetV2 choice-block network (arch: '(2,1,0,...)').
 
 `arch=''` builds the space's ARRAY build: one module for every architecture of the space, called
 with the architecture as the keyword argument `encoding` (int32[L]); the engine passes it per
@@ -66,7 +73,7 @@ from jaxml.models.resnet import (
 )
 from jaxml.models.shufflenet import STAGE_CHANNELS, ShuffleNetV2
 from jaxml.models.wrn import WideResNet
-from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
+from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space, ShuffleNetSPOSSpace
 
 __all__ = [
   "DTYPES",
@@ -107,9 +114,29 @@ _FIELDS: dict[str, dict[str, Any]] = {
   "mobilenetv2": {"width_mult": 1.0, "blocks": (1, 2, 3, 4, 3, 3, 1), "stem": "cifar"},
   "fishnet99": {"width": 64, "stem": "cifar"},
   "fishnet150": {"width": 64, "stem": "cifar"},
+  "crnas_resnet": {
+    "block": "basic",
+    "width": 64,
+    "stage_sizes": (2, 2, 2, 2),
+    "dilations": (),
+    "stem": "cifar",
+  },
+  "shufflenet_spos": {
+    "table": "spos",
+    "width": 1.0,
+    "stage_blocks": (),
+    "stem": "cifar",
+    "affine": True,
+    "arch": "",
+  },
 }
 MODEL_NAMES = tuple(_FIELDS)
-SPACE_MODELS = ("nb201", "darts_cells", "econas_cells")  # networks of jaxml.spaces
+SPACE_MODELS = (
+  "nb201",
+  "darts_cells",
+  "econas_cells",
+  "shufflenet_spos",
+)  # networks of jaxml.spaces
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -222,6 +249,8 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
       stem=_stem_field(name, f["stem"]),
       se=_bool_field(name, "se", f["se"]),
     )
+  if name == "crnas_resnet":
+    return _crnas_resnet(num_classes, dt, f)
   if name in ("resnet20", "resnet56"):
     return cifar_resnet(int(name[len("resnet") :]), num_classes, width=16, dtype=dt)
   if name == "cifar_resnet":
@@ -282,17 +311,42 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
   return TinyCNN(num_classes, width=_int_field(name, "width", f["width"], 1), dtype=dt)
 
 
+def _crnas_resnet(num_classes: int, dtype, f: dict) -> ResNet:
+  """'crnas_resnet': a ResNet with `stage_sizes` blocks and per-block `dilations`."""
+  name = "crnas_resnet"
+  if f["block"] not in ("basic", "bottleneck"):
+    raise ConfigError(
+      f"Model {name!r}: block must be 'basic' or 'bottleneck', got {f['block']!r}. "
+      "Set config.model.block."
+    )
+  sizes = _counts_field(name, "stage_sizes", f["stage_sizes"], 4)
+  dilations = f["dilations"]
+  if len(dilations or ()):
+    dilations = _counts_field(name, "dilations", dilations, sum(sizes))
+  width = _int_field(name, "width", f["width"], 1)
+  return ResNet(
+    stage_sizes=sizes,
+    stage_widths=(width, 2 * width, 4 * width, 8 * width),
+    num_classes=num_classes,
+    block=f["block"],
+    dtype=dtype,
+    stem=_stem_field(name, f["stem"]),
+    dilations=tuple(dilations) if len(dilations or ()) else None,
+  )
+
+
 def _space_network(name: str, num_classes: int, dtype, f: dict) -> nn.Module:
   """The array build (arch '') or the fixed build of `f['arch']` of a search space's network."""
   if dtype != jnp.dtype(jnp.float32):
     raise ConfigError(f"Model {name!r} supports dtype 'float32' only. Set config.model.dtype.")
-  ints = {k: _int_field(name, k, v, 1) for k, v in f.items() if k != "arch"}
-  if name == "nb201":
-    space = NB201Space(num_classes=num_classes, **ints)
-  elif name == "darts_cells":
-    space = DARTSSpace(num_classes=num_classes, **ints)
+  fields = {k: v for k, v in f.items() if k != "arch"}
+  if name == "shufflenet_spos":  # the space validates its own (non-integer) fields
+    fields["stage_blocks"] = tuple(fields["stage_blocks"])
+    space = ShuffleNetSPOSSpace(num_classes=num_classes, **fields)
   else:
-    space = EcoNASSpace(num_classes=num_classes, **ints)
+    ints = {k: _int_field(name, k, v, 1) for k, v in fields.items()}
+    build = {"nb201": NB201Space, "darts_cells": DARTSSpace, "econas_cells": EcoNASSpace}[name]
+    space = build(num_classes=num_classes, **ints)
   arch = f["arch"]
   if not isinstance(arch, str):
     raise ConfigError(

@@ -44,6 +44,7 @@ import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 # Kaiming normal, fan-out mode, untruncated (torch.nn.init.kaiming_normal_(mode='fan_out')).
@@ -83,6 +84,58 @@ def conv(
     kernel_init=conv_kernel_init,
     name=name,
   )
+
+
+class DilatedConv(nn.Module):
+  """A k x k conv (bias-free, torch padding) whose dilation is picked per call from `dilations`
+  by an integer index that may be traced: the operation supernet of CRNAS (Liang et al., ICLR
+  2020, §3.3), one kernel shared by every dilation.
+
+  Its variables are those of `conv(features, kernel, stride, dtype, dilation=d, name=...)`
+  (one 'kernel' of shape (k, k, C_in, features)), so a fixed network that uses `conv` with the
+  chosen dilation reads the same weights. Every dilation is computed and the chosen one kept
+  with a `jnp.where` chain (no gather under vmap; the others get no gradient).
+  """
+
+  features: int
+  kernel: int = 3
+  stride: int = 1
+  dilations: tuple[int, ...] = (1, 2, 3)
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, index) -> jnp.ndarray:
+    k = self.kernel
+    shape = (k, k, x.shape[-1], self.features)
+    kernel = self.param("kernel", conv_kernel_init, shape, jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    out = None
+    for i, d in enumerate(self.dilations):
+      pad = d * (k // 2)
+      y = jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        (self.stride, self.stride),
+        ((pad, pad), (pad, pad)),
+        rhs_dilation=(d, d),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      )
+      out = y if out is None else jnp.where(index == i, y, out)
+    return out
+
+
+def conv3x3_maybe_dilated(module: nn.Module, features: int, stride: int, x, index):
+  """The block's searchable 3x3 conv (named 'conv2'): a `DilatedConv` picking
+  `module.dilation_choices[index]` when the block has choices, else `conv` with the block's
+  static `dilation`."""
+  if module.dilation_choices:
+    if index is None:
+      raise ValueError("a block with dilation_choices needs dilation_index at call time.")
+    layer = DilatedConv(
+      features, 3, stride, tuple(module.dilation_choices), module.dtype, name="conv2"
+    )
+    return layer(x, index)
+  return conv(features, 3, stride, module.dtype, name="conv2", dilation=module.dilation)(x)
 
 
 def check_stem(stem: str) -> None:
@@ -161,12 +214,16 @@ class BasicBlock(nn.Module):
   shortcut: str = "projection"  # 'pad' (option A) or 'projection' (option B)
   dtype: jnp.dtype = jnp.float32
   se: bool = False  # squeeze-and-excitation on the residual branch (Hu et al. Fig. 3)
+  # Dilation of the second 3x3 conv (CRNAS's spatial choice for a basic block), or the
+  # candidate dilations of a supernet block, chosen per call by `dilation_index`.
+  dilation: int = 1
+  dilation_choices: tuple[int, ...] = ()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, train: bool, dilation_index=None) -> jnp.ndarray:
     y = conv(self.features, 3, self.stride, self.dtype, name="conv1")(x)
     y = nn.relu(batch_norm(train, self.dtype, name="bn1")(y))
-    y = conv(self.features, 3, 1, self.dtype, name="conv2")(y)
+    y = conv3x3_maybe_dilated(self, self.features, 1, y, dilation_index)
     y = batch_norm(train, self.dtype, name="bn2")(y)
     if self.se:
       y = SqueezeExcite(dtype=self.dtype, name="se")(y)
@@ -189,15 +246,19 @@ class Bottleneck(nn.Module):
   shortcut: str = "projection"  # only option B: option A cannot widen 4x per stage cheaply
   dtype: jnp.dtype = jnp.float32
   se: bool = False  # squeeze-and-excitation on the residual branch (Hu et al. Fig. 3)
+  # Dilation of the middle 3x3 conv (CRNAS's spatial choice for a bottleneck), or a supernet
+  # block's candidate dilations, chosen per call by `dilation_index`.
+  dilation: int = 1
+  dilation_choices: tuple[int, ...] = ()
 
   expansion = 4
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, train: bool, dilation_index=None) -> jnp.ndarray:
     out = self.expansion * self.features
     y = conv(self.features, 1, 1, self.dtype, name="conv1")(x)
     y = nn.relu(batch_norm(train, self.dtype, name="bn1")(y))
-    y = conv(self.features, 3, self.stride, self.dtype, name="conv2")(y)
+    y = conv3x3_maybe_dilated(self, self.features, self.stride, y, dilation_index)
     y = nn.relu(batch_norm(train, self.dtype, name="bn2")(y))
     y = conv(out, 1, 1, self.dtype, name="conv3")(y)
     y = batch_norm(train, self.dtype, name="bn3")(y)
@@ -226,6 +287,9 @@ class ResNet(nn.Module):
     stem: 'cifar' (3x3 conv, stride 1) or 'imagenet' (7x7 conv stride 2, BN, ReLU, 3x3 max-pool
       stride 2; He et al. Table 1 "conv1" and the pool of "conv2_x").
     se: squeeze-and-excitation in every block (Hu et al. 2018).
+    dilations: per block (stage-major, sum(stage_sizes) values), the dilation of its searchable
+      3x3 conv (basic: the second; bottleneck: the middle one); None = all 1. CRNAS's spatial
+      reallocation (Liang et al., ICLR 2020, §3.3).
   """
 
   stage_sizes: Sequence[int]
@@ -236,9 +300,15 @@ class ResNet(nn.Module):
   dtype: jnp.dtype = jnp.float32
   stem: str = "cifar"
   se: bool = False
+  dilations: Sequence[int] | None = None
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    if self.dilations is not None and len(self.dilations) != sum(self.stage_sizes):
+      raise ValueError(
+        f"dilations must have one value per block ({sum(self.stage_sizes)}), got "
+        f"{len(self.dilations)}."
+      )
     if self.block not in BLOCKS:
       raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {self.block!r}.")
     if self.shortcut not in SHORTCUTS:
@@ -246,21 +316,31 @@ class ResNet(nn.Module):
     if len(self.stage_sizes) != len(self.stage_widths):
       raise ValueError("stage_sizes and stage_widths must have the same length.")
     check_stem(self.stem)
-    x = x.astype(self.dtype)
-    if self.stem == "imagenet":
-      x = conv(self.stage_widths[0], 7, 2, self.dtype, name="stem_conv")(x)
-    else:
-      x = conv(self.stage_widths[0], 3, 1, self.dtype, name="stem_conv")(x)
-    x = nn.relu(batch_norm(train, self.dtype, name="stem_bn")(x))
-    if self.stem == "imagenet":
-      x = max_pool_3x3_s2(x)
+    x = resnet_stem(x, self.stage_widths[0], self.stem, train, self.dtype)
+    dilations = iter(self.dilations or [1] * sum(self.stage_sizes))
     for i, (size, width) in enumerate(zip(self.stage_sizes, self.stage_widths, strict=True)):
       for j in range(size):
         stride = 2 if i > 0 and j == 0 else 1
         name = f"stage{i + 1}_block{j + 1}"
-        block = BLOCKS[self.block](width, stride, self.shortcut, self.dtype, se=self.se, name=name)
+        block = BLOCKS[self.block](
+          width, stride, self.shortcut, self.dtype, se=self.se, dilation=next(dilations), name=name
+        )
         x = block(x, train)
     return classifier_head(x, self.num_classes)
+
+
+def resnet_stem(x: jnp.ndarray, width: int, stem: str, train: bool, dtype) -> jnp.ndarray:
+  """The ResNet stem (variables 'stem_conv', 'stem_bn' of the calling module): 3x3/1 conv
+  ('cifar') or 7x7/2 conv + 3x3/2 max-pool ('imagenet'), BN, ReLU; input cast to `dtype`."""
+  x = x.astype(dtype)
+  if stem == "imagenet":
+    x = conv(width, 7, 2, dtype, name="stem_conv")(x)
+  else:
+    x = conv(width, 3, 1, dtype, name="stem_conv")(x)
+  x = nn.relu(batch_norm(train, dtype, name="stem_bn")(x))
+  if stem == "imagenet":
+    x = max_pool_3x3_s2(x)
+  return x
 
 
 ResNet18 = functools.partial(

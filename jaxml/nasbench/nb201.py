@@ -191,3 +191,29 @@ def write_csv(path: str | pathlib.Path, accuracy: np.ndarray, unique_strings=Non
       s = enc_lib.to_string(encs[i])
       u = s if unique_strings is None else unique_strings[i]
       w.writerow([repr(float(a)) for a in accuracy[:, i]] + [s, u])
+
+
+def select_archs(table: NB201Table, n: int, seed: int, dataset: str = "cifar10"):
+  """`n` architectures stratified over the ground-truth accuracy: the cells that compute
+  something, sorted by accuracy, cut into n strata of equal count; one per stratum, drawn
+  uniformly (seeded), avoiding an isomorphism class already drawn when the stratum allows.
+
+  Returns (encodings int32 [n, 6], accuracies float64 [n]) in stratum order (ascending)."""
+  encs = np.asarray(enc_lib.enumerate_all())
+  ok = np.array([enc_lib.computes_something(e) for e in encs])
+  idx = np.flatnonzero(ok)
+  if not 2 <= n <= idx.size:
+    raise ConfigError(f"the number of architectures must be in [2, {idx.size}], got {n}")
+  acc = np.asarray(table.values(dataset), np.float64)
+  iso = np.asarray(table.iso_id)
+  idx = idx[np.argsort(acc[idx], kind="stable")]
+  rng = np.random.default_rng([seed, 10])
+  picked, used = [], set()
+  for stratum in np.array_split(idx, n):
+    order = rng.permutation(stratum)
+    fresh = [i for i in order if iso[i] not in used]
+    i = int((fresh or list(order))[0])
+    picked.append(i)
+    used.add(iso[i])
+  picked = np.asarray(picked)
+  return encs[picked].astype(np.int32), acc[picked]

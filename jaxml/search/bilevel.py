@@ -26,6 +26,7 @@ others a gradient that ignores their outputs; this implementation keeps the exac
 
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -165,3 +166,48 @@ def make_bilevel_step(
     return new_state, {"loss": value, "accuracy": accuracy}
 
   return step
+
+
+class Supernet(nn.Module):
+  """A space's relaxed network with its architecture parameters: params {'alpha', 'net'}.
+
+  Called with `weights` (the step computes them from alpha), or without: then softmax(alpha)
+  (DARTS) or one-hot argmax(alpha) (`hard`, GDAS's deterministic architecture) for evaluation.
+  """
+
+  net: nn.Module
+  shape: tuple[int, int]
+  init_std: float = 1e-3
+  hard: bool = False
+
+  @nn.compact
+  def __call__(self, x, train: bool = False, weights=None):
+    alpha = self.param("alpha", lambda k, s: self.init_std * jax.random.normal(k, s), self.shape)
+    if weights is None:
+      if self.hard:
+        weights = jax.nn.one_hot(jnp.argmax(alpha, -1), self.shape[1], dtype=alpha.dtype)
+      else:
+        weights = relaxation.softmax_weights(alpha)
+    return self.net(x, train=train, weights=weights)
+
+
+def optimizers(config, total_steps: int):
+  """(weights' SGD, alphas' Adam, the weights' schedule), the paper's settings."""
+  o, d = config.optim, config.darts
+  schedule = optax.cosine_decay_schedule(o.lr, max(total_steps, 1), alpha=d.lr_min / o.lr)
+  parts = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
+  parts += [
+    optax.add_decayed_weights(o.weight_decay),
+    optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.nesterov),
+  ]
+  # torch.optim.Adam's weight_decay (the reference) is L2 added to the gradient: coupled.
+  a_tx = optax.chain(
+    optax.add_decayed_weights(d.alpha_weight_decay), optax.adam(d.alpha_lr, d.alpha_b1, d.alpha_b2)
+  )
+  return optax.chain(*parts), a_tx, schedule
+
+
+def tau_at(d, epoch: int, num_epochs: int) -> float:
+  """GDAS: tau decays linearly from tau_max (first epoch) to tau_min (last epoch)."""
+  frac = epoch / max(num_epochs - 1, 1)
+  return float(d.tau_max - (d.tau_max - d.tau_min) * min(frac, 1.0))

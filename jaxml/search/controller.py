@@ -12,6 +12,8 @@ here against a population of K trained copies, one architecture per copy:
 This is the loop of EcoNAS-style proxy search (Zhou et al., CVPR 2020): T steps of training at a
 reduced setting are the fitness. Every query is kept in the controller state (`history`,
 `fitness`), checkpointed with the population, so a resumed search continues exactly.
+`FixedArchitectures` is the controller with nothing to search: copy i trains architecture i for
+the whole run (the EcoNAS proxy study).
 """
 
 import jax
@@ -97,3 +99,34 @@ class SearchController:
       "best_architecture": space.to_string(enc),
       "best_fitness": fit,
     }
+
+
+class FixedArchitectures:
+  """Trunk-loop controller that gives copy i architecture i for the whole run (EcoNAS's proxy
+  study has nothing to decide between trunks)."""
+
+  name = "proxy"
+  augment_fn = loss_fn = aux_init = None
+
+  def __init__(self, encodings: np.ndarray):
+    self.encodings = np.asarray(encodings, np.int32)
+
+  def init(self, key):
+    del key
+    return {"encodings": jnp.asarray(self.encodings)}
+
+  def ask(self, state, key):
+    del key
+    return state, {"model": {"encoding": np.asarray(state["encodings"])}}, {}
+
+  def tell(self, state, report):
+    del report
+    return state, Keep(), {}
+
+  def history(self, state) -> dict:
+    del state
+    return {}
+
+  def summary(self, state, history, workdir) -> dict:
+    del history, workdir
+    return {"encodings": np.asarray(state["encodings"]).tolist()}

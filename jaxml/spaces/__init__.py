@@ -9,6 +9,10 @@ FLOPs (MACs) and parameter counts, and one Flax network that takes the encoding 
 - `DARTSSpace`: DARTS cell space (Liu et al., ICLR 2019), with `DARTS_V1`, `DARTS_V2`.
 - `EcoNASSpace`: NASNet-style cell space with the 13 NASNet ops, searched by EcoNAS
   (Zhou et al., CVPR 2020).
+- `ShuffleNetSPOSSpace`: the ShuffleNetV2 choice-block space of SPOS (Guo et al., ECCV 2020) and
+  DetNAS (Chen et al., NeurIPS 2019).
+- `CRStageSpace`, `CRDilationSpace`: CRNAS's stage allocations and per-block dilations of a
+  ResNet (Liang et al., ICLR 2020).
 """
 
 from jaxml.spaces.base import SearchSpace
@@ -16,8 +20,15 @@ from jaxml.spaces.counting import count_macs, count_params, module_costs
 from jaxml.spaces.darts import DARTS_V1, DARTS_V2, DARTSSpace, Genotype
 from jaxml.spaces.econas import EcoNASSpace
 from jaxml.spaces.nb201 import NB201Space
+from jaxml.spaces.shufflenet_spos import ShuffleNetSPOSSpace
+
+# isort: split
+# Last: it imports jaxml.models.resnet, whose package imports the spaces above from here.
+from jaxml.spaces.crnas import CRDilationSpace, CRStageSpace
 
 __all__ = [
+  "CRDilationSpace",
+  "CRStageSpace",
   "DARTSSpace",
   "DARTS_V1",
   "DARTS_V2",
@@ -25,6 +36,7 @@ __all__ = [
   "Genotype",
   "NB201Space",
   "SearchSpace",
+  "ShuffleNetSPOSSpace",
   "count_macs",
   "count_params",
   "module_costs",

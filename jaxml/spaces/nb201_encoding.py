@@ -179,3 +179,13 @@ def crossover(key: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
   b = jnp.asarray(b, jnp.int32)
   shape = jnp.broadcast_shapes(a.shape, b.shape)
   return jnp.where(uniform(key, shape) < 0.5, a, b)
+
+
+def computes_something(enc) -> bool:
+  """Whether the cell's output node is reached from its input through non-`none` edges (else the
+  network's cells output zeros and it scores chance, ~10 %)."""
+  reached = {0}
+  for k, (to, frm) in enumerate(EDGES):  # edges are ordered by target node
+    if enc[k] != 0 and frm in reached:
+      reached.add(to)
+  return 3 in reached

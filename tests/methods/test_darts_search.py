@@ -88,7 +88,7 @@ class _ToyNet(nn.Module):
 
 
 def _toy_step(order, lr):
-  model = darts.Supernet(_ToyNet(), (1, 3), 0.5)
+  model = bilevel.Supernet(_ToyNet(), (1, 3), 0.5)
   # Plain SGD on alpha: Adam's first step is lr * sign(g), blind to the xi term's size.
   w_tx, a_tx = optax.sgd(lr, momentum=0.9), optax.sgd(0.1)
   aug = ml_collections.ConfigDict({"crop": False, "flip": False, "cutout": 0})
@@ -178,7 +178,7 @@ def test_controller_derives_cells_and_looks_them_up(table_dir):
 
 def test_tau_anneals_from_tau_max_to_tau_min():
   d = darts.darts_config()
-  assert [round(darts.tau_at(d, e, 3), 6) for e in range(3)] == [10.0, 5.05, 0.1]
+  assert [round(bilevel.tau_at(d, e, 3), 6) for e in range(3)] == [10.0, 5.05, 0.1]
 
 
 def _tiny_config(table, data_dir, cache, **overrides):

@@ -1,6 +1,7 @@
 """The EcoNAS proxy study (`jaxml.methods.proxy_study`) end to end on 4 cells with a tiny proxy, a
 killed and resumed study, the stratified choice of architectures, and its config errors."""
 
+import copy
 import json
 import pathlib
 
@@ -109,6 +110,26 @@ def test_killed_study_resumes_to_the_same_table(finished, table_dir, tiny_cifar_
   assert run()["rows"] == resumed["rows"]
 
 
+def test_fixed_builds_score_each_cell_in_its_own_run(finished, tmp_path_factory, monkeypatch):
+  """`build='fixed'`: one run per cell (only its ops). Cell 0 starts from array copy 0's weights
+  of its ops and sees the same batches, so it ends at the same val accuracy. Two of the study's
+  four cells keep the test to two compiles."""
+  config, _, summary = finished
+  encodings = np.asarray([E.from_string(a) for a in summary["architectures"][:2]])
+  truth = np.asarray(summary["ground_truth"][:2])
+  monkeypatch.setattr(proxy_study, "select_archs", lambda *args: (encodings, truth))
+  config = copy.deepcopy(config)
+  config.proxy_study.update(build="fixed", zero_cost=False, num_archs=2, precision_k=1)
+  config.population.size = 2
+  workdir = tmp_path_factory.mktemp("fixed")
+  fixed = jaxml_main.run_experiment(config, str(workdir))
+  runs = sorted((workdir / "proxies/c4r4s0e0.4n1").glob("arch*/summary.json"))
+  assert len(runs) == 2 and fixed["architectures"] == summary["architectures"][:2]
+  per_run = [json.loads(r.read_text())["val_accuracy_per_copy"] for r in runs]
+  assert fixed["rows"][0]["scores"] == [v[0] for v in per_run] and all(len(v) == 1 for v in per_run)
+  assert per_run[0][0] == pytest.approx(summary["rows"][0]["scores"][0], abs=0.011)
+
+
 def test_stratified_choice(table_dir):
   table = nb201.load(str(table_dir))
   encs, acc = proxy_study.select_archs(table, 10, seed=1)
@@ -130,7 +151,8 @@ def test_stratified_choice(table_dir):
     ("proxy_study.num_archs", 3, "must equal proxy_study.num_archs"),
     ("proxy_study.precision_k", 9, "precision_k must be in"),
     ("proxy_study.zero_cost_net", "c0r0s0", "zero_cost_net must be"),
-    ("model.arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "array build"),
+    ("model.arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "leave config.model.arch"),
+    ("proxy_study.build", "supernet", "proxy_study.build"),
   ],
 )
 def test_config_errors(table_dir, tiny_cifar_dir, tmp_path_factory, key, value, match):

@@ -37,6 +37,8 @@ def test_names():
     "mobilenetv2",
     "fishnet99",
     "fishnet150",
+    "shufflenet_spos",
+    "crnas_resnet",
   }
 
 
@@ -176,6 +178,7 @@ SPACE_PROXIES = {
   "nb201": ({"channels": 4, "cells_per_stage": 1}, 6),
   "darts_cells": ({"channels": 4, "layers": 1, "stem_multiplier": 1}, 32),  # one reduction cell
   "econas_cells": ({"channels": 4, "cells_per_stage": 1, "num_nodes": 1, "stem_multiplier": 1}, 8),
+  "shufflenet_spos": ({"width": 0.125, "stage_blocks": (1, 1, 1, 1)}, 4),
 }
 
 

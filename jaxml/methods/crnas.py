@@ -1,0 +1,432 @@
+"""CRNAS: computation reallocation across stages and dilations (Liang et al., "Computation
+Reallocation for Object Detection", ICLR 2020, arXiv 1912.11234, §3), on one-shot supernets.
+
+Four phases in one run directory (each resumable; a re-run continues where it stopped):
+
+1. `stage_supernet/`: the stage supernet (`jaxml.spaces.crnas.CRStageSpace`, T_i blocks per
+   stage) trained with uniform path sampling (`jaxml.oneshot.SampledPath`): each step draws one
+   branch (block count) per stage uniformly (`crnas.stage_sampling='branches'`, the paper's) or
+   one eligible allocation (`'eligible'`). A trunk loop run (plain K = 1 training whose val
+   metric is the baseline allocation's path).
+2. `stage_scores.json`: every eligible allocation (sum tau = N, tau_i >= 1, MACs within 1 % of
+   the baseline) scored on the held-out val split (the paper's archval) in one batched call
+   (`jaxml.oneshot.score_paths`, per-path BN recalibration on `crnas.calib_batches` train
+   batches); tau* = argmax (Eq. 1).
+3. `op_supernet/`: the operation supernet of tau* (`CRDilationSpace`: one shared 3x3 kernel per
+   block applied with dilation 1, 2 or 3), each block's dilation drawn uniformly per step.
+4. `beam.json`: greedy beam search, K = `crnas.beam_size` (3), block by block
+   (`jaxml.search.beam_search`); each partial architecture is scored by completing the rest
+   uniformly at random, one completion per val mini-batch (`crnas.score_batches` of them),
+   scores averaged over the mini-batches. The beam is saved after every block.
+
+The evaluator is a callback (`oneshot.classification_evaluator` here: accuracy on val); a
+detection evaluator (the paper's COCO AP with Faster R-CNN + FPN, not available here) plugs in
+the same way. summary.json names the found allocation and dilations, their MACs against the
+baseline's, and the `train` overrides that retrain the found network
+(experiments/crnas/retrain_cifar10.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxml import configs, oneshot
+from jaxml.data import pipeline
+from jaxml.engine import Engine
+from jaxml.errors import ConfigError
+from jaxml.experiment import PopulationRun
+from jaxml.search.beam_search import BeamSearch
+from jaxml.search.beam_search import State as BeamState
+from jaxml.spaces.crnas import BASELINES, BLOCK_OF, DILATIONS, CRDilationSpace, CRStageSpace
+from jaxml.training import eval_batches
+from jaxml.trunks import Keep, run_trunks
+
+VARIANTS = ("smoke", "cpu", "gpu")
+STAGE_SAMPLINGS = ("branches", "eligible")
+
+
+def crnas_config(**overrides) -> ml_collections.ConfigDict:
+  defaults = dict(
+    backbone="resnet18",  # resnet18 | resnet50 | resnet101 | custom: the baseline allocation
+    baseline=(),  # blocks per stage when backbone='custom' (e.g. tiny smoke nets)
+    max_blocks=(5, 5, 5, 5),  # T_i: the stage supernet's blocks per stage (tau_i in 1..T_i)
+    stage_sampling="branches",  # branches (one per stage, uniform; the paper) | eligible
+    flops_tolerance=0.01,  # eligible: MACs within this fraction of the baseline's
+    dilations=DILATIONS,
+    beam_size=3,  # K of the greedy beam search (the paper's 3)
+    score_batches=8,  # c: val mini-batches (one random completion each) per partial arch
+    calib_batches=4,  # train batches of per-path BN recalibration (0: the supernet's stats)
+    paths_per_chunk=0,  # paths per vmapped chunk when scoring (0: all at once)
+  )
+  return ml_collections.ConfigDict({**defaults, **overrides})
+
+
+def experiment(backbone: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
+  """CRNAS on CIFAR-10 for `backbone`: both supernets 100 epochs (GPU); `cpu` and `smoke`
+  shrink width, resolution and data (see each experiment file)."""
+  v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
+  c = configs.training_config("crnas", "crnas_resnet")
+  c.crnas = crnas_config(backbone=backbone)
+  c.model.update(block=BLOCK_OF[backbone], stage_sizes=BASELINES[backbone])
+  if backbone == "resnet50":
+    c.crnas.max_blocks = (6, 8, 10, 6)
+  c.data.update(val_size=5000)  # archval: held out of train for every score
+  c.optim.update(lr=0.1, weight_decay=5e-4, warmup_epochs=1.0)
+  c.update(batch_size=128, eval_batch_size=500, num_epochs=100.0, log_every_steps=50)
+  c.eval_every_epochs = 5.0
+  c.checkpoint_every_epochs = 5.0
+  c.population.update(size=1)
+  if "gpu" in v:
+    c.num_epochs = 60.0
+  if "cpu" in v:
+    c.model.width = 8
+    c.data.update(sample_ratio=0.1, val_size=1000, resolution=16)
+    c.crnas.update(score_batches=4, calib_batches=2)
+    c.update(batch_size=64, eval_batch_size=250, num_epochs=15.0, log_every_steps=20)
+    c.eval_every_epochs = 5.0
+    c.checkpoint_every_epochs = 1.0
+  if "smoke" in v:
+    c.model.width = 2
+    c.data.update(sample_ratio=0.004, val_size=64, resolution=8)
+    c.crnas.update(max_blocks=(2, 2, 3, 2), score_batches=2, calib_batches=1)
+    c.model.stage_sizes = (1, 1, 2, 1)
+    c.crnas.backbone = "custom"
+    c.crnas.baseline = (1, 1, 2, 1)
+    c.update(batch_size=16, eval_batch_size=32, num_steps=6, log_every_steps=3)
+    c.optim.warmup_epochs = 0.0
+    c.eval_every_steps = 3
+    c.checkpoint_every_steps = 3
+    c.population.update(mapping="loop", fast_compile=True)
+  return c
+
+
+def baseline_of(cfg) -> tuple[int, ...]:
+  if cfg.backbone == "custom":
+    return tuple(cfg.baseline)
+  return BASELINES[cfg.backbone]
+
+
+def validate_config(config) -> None:
+  cr, check = config.crnas, configs.check
+  valid = (*BASELINES, "custom")
+  check(cr.backbone in valid, f"crnas.backbone={cr.backbone!r}; valid: {', '.join(valid)}")
+  if cr.backbone == "custom":
+    check(
+      "baseline" in cr and len(cr.baseline) == 4 and min(cr.baseline) >= 1,
+      "crnas.backbone='custom' needs crnas.baseline: 4 block counts >= 1",
+    )
+  check(
+    config.model.name == "crnas_resnet",
+    f"crnas searches the 'crnas_resnet' family: model.name must be 'crnas_resnet' "
+    f"(got {config.model.name!r})",
+  )
+  configs.validate_training_config(config)
+  base = baseline_of(cr)
+  check(
+    tuple(config.model.stage_sizes) == base,
+    f"model.stage_sizes={tuple(config.model.stage_sizes)} must be the baseline allocation "
+    f"{base} (the FLOPs the search keeps)",
+  )
+  if cr.backbone != "custom":
+    want = BLOCK_OF[cr.backbone]
+    check(config.model.block == want, f"crnas.backbone={cr.backbone!r} has {want!r} blocks")
+  check(len(config.model.dilations) == 0, "crnas searches the dilations: model.dilations = ()")
+  check(config.model.dtype == "float32", "crnas: the supernets are float32 only")
+  check(config.population.size == 1, "crnas trains one supernet: population.size = 1")
+  check(
+    cr.stage_sampling in STAGE_SAMPLINGS,
+    f"crnas.stage_sampling={cr.stage_sampling!r}; valid: {', '.join(STAGE_SAMPLINGS)}",
+  )
+  check(
+    len(cr.max_blocks) == 4 and all(int(t) >= b for t, b in zip(cr.max_blocks, base, strict=True)),
+    f"crnas.max_blocks={tuple(cr.max_blocks)} must be 4 counts >= the baseline {base}",
+  )
+  d = tuple(cr.dilations)
+  check(
+    len(d) >= 1 and min(d) >= 1 and len(set(d)) == len(d),
+    f"crnas.dilations={d} must be distinct integers >= 1",
+  )
+  check(1 <= cr.beam_size <= 64, f"crnas.beam_size must be in 1..64, got {cr.beam_size}")
+  check(cr.score_batches >= 1, f"crnas.score_batches must be >= 1, got {cr.score_batches}")
+  check(cr.calib_batches >= 0, f"crnas.calib_batches must be >= 0, got {cr.calib_batches}")
+  check(cr.paths_per_chunk >= 0, "crnas.paths_per_chunk must be >= 0")
+  check(cr.flops_tolerance >= 0, "crnas.flops_tolerance must be >= 0")
+  check(config.data.val_size > 0, "crnas scores architectures on the val split: data.val_size > 0")
+  val_batches = -(-config.data.val_size // config.eval_batch_size)
+  check(
+    cr.score_batches <= val_batches,
+    f"crnas.score_batches={cr.score_batches} exceeds the {val_batches} val batches "
+    f"(data.val_size={config.data.val_size}, eval_batch_size={config.eval_batch_size}): "
+    "one random completion per val mini-batch needs that many",
+  )
+
+
+def stage_space(config, num_classes: int) -> CRStageSpace:
+  m, cr = config.model, config.crnas
+  return CRStageSpace(
+    width=m.width,
+    block=m.block,
+    num_classes=num_classes,
+    input_size=config.data.resolution,
+    stem=m.stem,
+    baseline=baseline_of(cr),
+    max_blocks=tuple(int(t) for t in cr.max_blocks),
+    flops_tolerance=float(cr.flops_tolerance),
+  )
+
+
+def dilation_space(config, num_classes: int, allocation) -> CRDilationSpace:
+  m = config.model
+  return CRDilationSpace(
+    width=m.width,
+    block=m.block,
+    num_classes=num_classes,
+    input_size=config.data.resolution,
+    stem=m.stem,
+    allocation=tuple(int(t) for t in allocation),
+    dilations=tuple(int(d) for d in config.crnas.dilations),
+  )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BranchSampler:
+  """One branch per stage, uniform and independent (CRNAS §3.2's stage supernet training)."""
+
+  space: CRStageSpace
+
+  def __call__(self, key, n: int, data=None):
+    del data
+    return self.space.sample_branches(key, n)
+
+
+class PathController:
+  """The trunk loop's view of one-shot training: hands out the path evaluated at trunk ends
+  (`eval_encoding`, the baseline's) and keeps the copy; the last state it saw is the result."""
+
+  name = "supernet"
+  augment_fn = loss_fn = aux_init = None
+
+  def __init__(self, eval_encoding: np.ndarray):
+    self.eval_encoding = np.asarray(eval_encoding, np.int32)[None]
+
+  def init(self, key):
+    del key
+    return {"trunks": np.int32(0)}
+
+  def ask(self, state, key):
+    del key
+    return state, {"model": {"eval_encoding": self.eval_encoding}}, {}
+
+  def tell(self, state, report):
+    return {"trunks": np.int32(int(state["trunks"]) + 1)}, Keep(), {}
+
+  def history(self, state) -> dict:
+    return {}
+
+  def summary(self, state, history, workdir) -> dict:
+    return {}
+
+
+def train_supernet(config, workdir: pathlib.Path, space, sampler, eval_encoding):
+  """Trains `space`'s array build with paths from `sampler` in `workdir` (resumable); returns
+  (summary, the final supernet variables, the run's data)."""
+  controller = PathController(eval_encoding)
+  run = PopulationRun(config, str(workdir), controller)
+  model = oneshot.SampledPath(space.network(), sampler)
+  run.engine = Engine(
+    run.pop,
+    model,
+    run.engine.tx,
+    train=(run.data.train.images, run.data.train.labels),
+    eval_sets={s: (getattr(run.data, s).images, getattr(run.data, s).labels) for s in ("val",)},
+    batch_size=config.batch_size,
+    eval_batch_size=config.eval_batch_size,
+    num_classes=run.data.num_classes,
+    resolution=config.data.resolution,
+    augment=config.data.augment,
+    seed=config.seed,
+  )
+  # The trunk loop restores or saves the population at every trunk end; the last state it
+  # touched is the trained supernet (also when a re-run finds the phase already done).
+  last = {}
+  restore, save = run.restore_or, run.save
+
+  def restore_or(state, meta):
+    found = restore(state, meta)
+    last["pop"] = found[1]["pop"]
+    return found
+
+  def save_and_keep(step, state, meta):
+    save(step, state, meta)
+    last["pop"] = state["pop"]
+
+  run.restore_or, run.save = restore_or, save_and_keep
+  spe = run.engine.steps_per_epoch
+  trunk = configs.steps("eval_every", config, spe, default=spe)
+  every = configs.steps("checkpoint_every", config, spe, default=spe)
+  summary = run_trunks(run, controller, trunk, every)
+  pop = jax.device_get(last["pop"])
+  variables = {"params": jax.tree.map(lambda x: x[0], pop.params)}
+  variables["batch_stats"] = jax.tree.map(lambda x: x[0], pop.batch_stats)
+  return summary, variables, run.data
+
+
+def calibration_batches(config, data) -> np.ndarray | None:
+  """uint8 [nb, bs, H, W, 3]: the first `calib_batches` train batches of a seeded order."""
+  nb, bs = int(config.crnas.calib_batches), config.batch_size
+  if nb == 0:
+    return None
+  order = np.asarray(pipeline.epoch_permutation(jax.random.key(config.seed), 0, nb * bs))
+  n = int(data.train.labels.shape[0])
+  idx = order % n
+  return np.asarray(data.train.images)[idx].reshape(nb, bs, *data.train.images.shape[1:])
+
+
+def scorer(config, data, net, variables):
+  """score(encodings [K, L], eval_data) -> accuracy [K] with the supernet's weights."""
+  evaluator = oneshot.classification_evaluator(data.num_classes, config.data.resolution)
+  calib = calibration_batches(config, data)
+
+  def score(encodings, eval_data):
+    out = oneshot.score_paths(
+      net,
+      variables,
+      jnp.asarray(encodings, jnp.int32),
+      calib,
+      eval_data,
+      evaluator,
+      resolution=config.data.resolution,
+      paths_per_chunk=int(config.crnas.paths_per_chunk),
+    )
+    return np.asarray(out["accuracy"], np.float64)
+
+  return score
+
+
+def _write_json(path: pathlib.Path, value) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(value, indent=1))
+  tmp.replace(path)
+
+
+def score_allocations(config, workdir, space, data, variables) -> dict:
+  """Every eligible allocation's val accuracy (one batched call); cached in stage_scores.json."""
+  path = workdir / "stage_scores.json"
+  if path.exists():
+    return json.loads(path.read_text())
+  eligible = space.eligible()
+  val = eval_batches(data.val.images, data.val.labels, config.eval_batch_size)
+  acc = scorer(config, data, space.network(), variables)(eligible, val)
+  # Best first; on a tie the baseline wins (no reallocation without evidence), then the
+  # enumeration order.
+  is_base = (eligible + 1 == np.asarray(baseline_of(config.crnas))).all(1)
+  order = np.lexsort((np.arange(len(acc)), ~is_base, -acc))
+  result = {
+    "allocations": [space.to_string(e) for e in eligible[order]],
+    "val_accuracy": acc[order].tolist(),
+    "macs": space.flops(eligible[order]).tolist(),
+  }
+  _write_json(path, result)
+  return result
+
+
+def beam_search(config, workdir, space, data, variables) -> dict:
+  """CRNAS §3.3's greedy beam search over the dilations, resumed block by block from beam.json."""
+  cr = config.crnas
+  search = BeamSearch(space, int(cr.beam_size))
+  path = workdir / "beam.json"
+  saved = json.loads(path.read_text()) if path.exists() else {"blocks": []}
+  state = search.init()
+  if saved["blocks"]:
+    last = saved["blocks"][-1]
+    state = BeamState(
+      jnp.asarray(len(saved["blocks"]), jnp.int32),
+      jnp.asarray(last["beam"], jnp.int32),
+      jnp.asarray(last["scores"], jnp.float32),
+    )
+  c = int(cr.score_batches)
+  val = eval_batches(data.val.images, data.val.labels, config.eval_batch_size)
+  score = scorer(config, data, space.network(), variables)
+  key = jax.random.fold_in(jax.random.key(config.seed), 0xC12)
+  for t in range(len(saved["blocks"]), search.num_steps):
+    state, cands = search.ask(state)
+    # One uniform completion per candidate and val mini-batch (the same draws on a re-run).
+    # Every candidate is scored, live or not (`tell` drops the others): one shape, one compile.
+    full = np.asarray(search.complete(jax.random.fold_in(key, t), cands, c))
+    per_batch = [score(full[b], tuple(x[b : b + 1] for x in val)) for b in range(c)]
+    state = search.tell(state, cands, jnp.asarray(np.mean(per_batch, 0), jnp.float32))
+    saved["blocks"].append(
+      {
+        "block": space.block_names()[t],
+        "beam": np.asarray(state.beam).tolist(),
+        "scores": np.asarray(state.scores).tolist(),
+      }
+    )
+    _write_json(path, saved)
+  best = np.asarray(search.best(state))
+  saved["best"] = space.to_string(best)
+  saved["best_dilations"] = list(space.dilation_values(best))
+  _write_json(path, saved)
+  return saved
+
+
+def run(config, workdir: str) -> dict:
+  cr = config.crnas
+  root = pathlib.Path(workdir)
+  # Refuse a bad space (e.g. a baseline with no equal-FLOPs alternative) before writing.
+  s_space = stage_space(config, 10)
+  if len(s_space.eligible()) < 2:
+    raise ConfigError(
+      f"crnas: only {len(s_space.eligible())} eligible allocation(s) of {sum(baseline_of(cr))} "
+      f"blocks within max_blocks={tuple(cr.max_blocks)}: raise max_blocks"
+    )
+  base_enc = s_space.encode(baseline_of(cr))
+  sampler = (
+    BranchSampler(s_space) if cr.stage_sampling == "branches" else oneshot.UniformSampler(s_space)
+  )
+  s_summary, s_vars, data = train_supernet(
+    config, root / "stage_supernet", s_space, sampler, base_enc
+  )
+  s_space = stage_space(config, data.num_classes)
+  stage = score_allocations(config, root, s_space, data, s_vars)
+  tau = tuple(int(t) for t in stage["allocations"][0].split("-"))
+  d_space = dilation_space(config, data.num_classes, tau)
+  ones = np.zeros(d_space.encoding_length, np.int32)  # dilation 1 everywhere (if listed first)
+  d_summary, d_vars, data = train_supernet(
+    config, root / "op_supernet", d_space, oneshot.UniformSampler(d_space), ones
+  )
+  beam = beam_search(config, root, d_space, data, d_vars)
+  base_macs = s_space.flops(base_enc)
+  found_macs = d_space.flops(ones)
+  dilations = beam["best_dilations"]
+  baseline_score = stage["val_accuracy"][stage["allocations"].index(s_space.to_string(base_enc))]
+  summary = {
+    "method": "crnas",
+    "task": "CIFAR-10 classification (the paper: COCO detection, not available here)",
+    "baseline_allocation": list(baseline_of(cr)),
+    "found_allocation": list(tau),
+    "found_dilations": dilations,
+    "found_dilations_string": beam["best"],
+    "baseline_macs": int(base_macs),
+    "found_macs": int(found_macs),
+    "macs_ratio": found_macs / base_macs,
+    "eligible_allocations": len(stage["allocations"]),
+    "stage_scores_top5": list(zip(stage["allocations"][:5], stage["val_accuracy"][:5])),
+    "baseline_supernet_val_accuracy": baseline_score,
+    "beam_scores": beam["blocks"][-1]["scores"],
+    "stage_supernet": {k: s_summary.get(k) for k in ("val_accuracy", "steps", "wall_time_s")},
+    "op_supernet": {k: d_summary.get(k) for k in ("val_accuracy", "steps", "wall_time_s")},
+    "retrain_overrides": (
+      f"--config.model.block={config.model.block} --config.model.width={config.model.width} "
+      f"--config.model.stage_sizes='{tuple(tau)}' --config.model.dilations='{tuple(dilations)}'"
+    ),
+  }
+  _write_json(root / "summary.json", summary)
+  return summary

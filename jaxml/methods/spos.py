@@ -1,0 +1,257 @@
+"""Single Path One-Shot NAS (Guo et al., ECCV 2020) on the trunk loop, any search space whose
+array build takes an encoding (NAS-Bench-201, the SPOS / DetNAS ShuffleNetV2 space).
+
+1. Supernet training (SPOS Sec. 3.2, Eq. 4): the population's K copies are K independent
+   supernets (seeds). Every train step each copy draws a new path from its sampler
+   (`jaxml.oneshot.SampledPath`: `spos.sub_batches` paths per step, one per sub-batch) and only
+   that path's weights get gradient. Samplers (`spos.sampling`): 'uniform' (the paper's Gamma),
+   'unique' (NB201: uniform over the non-isomorphic cells, Ning et al., NeurIPS 2021),
+   'flops_bins' (the released code's `get_uniform_sample_cand`: a FLOPs bin uniformly, then a
+   uniform path inside it). BN of the searchable ops without affine by default (`spos.affine`).
+   A trunk's val accuracy is one random path's with the supernet's running BN statistics
+   (a progress signal; candidates are scored with recalibrated statistics below).
+2. Ranking study (NB201 with its table, `spos.rank_random` > 0): `rank_random` random cells plus
+   the table's `rank_top` best, scored by the supernet (`jaxml.oneshot.make_scorer`: K paths per
+   compiled call, per-path BN recalibration on `calib_batches` x `calib_batch_size` training
+   images, then val accuracy); Kendall / Spearman against the table over the random cells, all
+   scored cells and those in the space's true top 10 %, precision@top-5 %.
+3. SPOS evolution (Alg. 1, `jaxml.search.spos_evolution.SPOSEvolution`, official defaults P 50,
+   20 generations, top 10, crossover + mutation 0.1), fitness = the recalibrated val accuracy;
+   `spos.max_flops` / `max_params` (MACs / parameters, 0 = none) reject candidates before they
+   are scored. Outputs the top architectures with their FLOPs, params and (NB201) true accuracy.
+
+Outputs: the trunk loop's run directory plus `ranking.json`, `search/copy<i>.npz` (resumable
+per generation), `plots/rank_scatter.png`, `plots/evolution.png` and summary.json. DetNAS's
+detection supernet needs COCO (not available offline): the evaluator of
+`jaxml.oneshot.make_scorer` is a callback, so a detection metric plugs in unchanged.
+"""
+
+import ml_collections
+import numpy as np
+
+from jaxml import configs, oneshot
+from jaxml.errors import ConfigError
+from jaxml.methods import spos_study
+from jaxml.nasbench import nb201
+from jaxml.spaces import NB201Space, ShuffleNetSPOSSpace
+from jaxml.trunks import Keep, run_trunks
+
+SPACES = {"nb201": "nb201", "shufflenet": "shufflenet_spos"}  # spos.space -> model.name
+SAMPLINGS = ("uniform", "unique", "flops_bins")
+VARIANTS = ("smoke", "cpu", "unique", "flops_bins", "affine")
+SHUFFLENET_VARIANTS = tuple(v for v in VARIANTS if v != "unique")  # isomorphism: NB201 only
+
+
+def spos_config(**overrides) -> ml_collections.ConfigDict:
+  defaults = dict(
+    space="nb201",  # nb201 | shufflenet (model.name nb201 | shufflenet_spos)
+    sampling="uniform",  # uniform | unique (NB201) | flops_bins
+    unique_pick="first",  # unique: train each class's representative (first) or a random member
+    flops_bins=7,  # flops_bins: equal-width bins between the space's min and max FLOPs
+    flops_tries=500,  # flops_bins: uniform draws tried per path before falling back
+    sub_batches=1,  # paths per train step (the batch cut in equal parts)
+    affine=False,  # BN scale/bias of the searchable ops in the supernet
+    trunk_epochs=1.0,
+    trunk_steps=0,
+    calib_batches=200,  # BN recalibration per path: batches x batch size of training images
+    calib_batch_size=128,
+    score_val_size=0,  # val images a path is scored on (0: the whole val split)
+    paths_per_call=0,  # paths per compiled call (0: population_size); more are scored in chunks
+    rank_random=200,  # ranking study: random cells (0: no study)
+    rank_top=50,  # ... plus the table's best cells
+    dataset="cifar10",  # NB201 table column of the true accuracies
+    table_dir="",  # NB201 table root ('' = the data search order)
+    population_size=50,  # evolution: P, generations, TopK, per-gene mutation probability
+    generations=20,
+    topk=10,
+    mutation_prob=0.1,
+    max_tries=10,
+    max_flops=0.0,  # MACs per example (0: no limit)
+    max_params=0.0,
+  )
+  return ml_collections.ConfigDict({**defaults, **overrides})
+
+
+def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
+  """The GPU-size setting of `space`, or its variants (see the experiment files)."""
+  valid = VARIANTS if space == "nb201" else SHUFFLENET_VARIANTS
+  v = configs.parse_variants(arg, valid, name=name, exclusive=[("smoke", "cpu")])
+  c = configs.training_config("spos", SPACES[space])
+  c.spos = spos_config(space=space)
+  c.spos.sampling = "unique" if "unique" in v else "flops_bins" if "flops_bins" in v else "uniform"
+  configs.check(not {"unique", "flops_bins"} <= v, f"{name}: unique and flops_bins exclude")
+  c.spos.affine = "affine" in v
+  # FewShot's ONE-SHOT-SUPERNET config (REFERENCES.md 7a): SGD Nesterov, lr 0.025 cosine, wd
+  # 1e-4, batch 48 (64 here), C 16, N 5; 600 epochs there, 250 here (Ning et al.: P@topK
+  # converges by ~250 epochs).
+  c.optim.update(lr=0.025, momentum=0.9, nesterov=True, weight_decay=1e-4, grad_clip=5.0)
+  c.data.update(val_size=5000)
+  c.update(batch_size=64, eval_batch_size=500, num_epochs=250.0, log_every_steps=100)
+  c.population.update(size=1)
+  if space == "nb201":
+    c.model.update(channels=16, cells_per_stage=5)
+  else:
+    c.model.update(stem="cifar", width=1.0)
+    c.spos.update(rank_random=0, max_flops=0.0)
+  if "cpu" in v:
+    c.data.update(sample_ratio=0.25, val_size=1000, resolution=16)
+    c.update(batch_size=64, eval_batch_size=500, num_epochs=30.0, log_every_steps=50)
+    c.spos.update(calib_batches=8, calib_batch_size=64, score_val_size=0)
+    c.spos.update(population_size=20, generations=5, topk=5)
+    c.population.update(mapping="vmap")
+    if space == "nb201":
+      c.model.update(channels=8, cells_per_stage=1)
+    else:
+      c.model.update(width=0.25, stage_blocks=(1, 1, 2, 1))
+  if "smoke" in v:
+    c.data.update(sample_ratio=0.0065, val_size=100, resolution=16)
+    c.update(batch_size=32, eval_batch_size=50, num_epochs=2.0, log_every_steps=5)
+    c.spos.update(calib_batches=2, calib_batch_size=16, score_val_size=50)
+    c.spos.update(population_size=6, generations=2, topk=3, max_tries=5)
+    c.population.update(size=2, mapping="vmap", fast_compile=True)
+    if space == "nb201":
+      c.model.update(channels=4, cells_per_stage=1)
+      c.spos.update(rank_random=12, rank_top=4)
+    else:
+      c.model.update(width=0.125, stage_blocks=(1, 1, 1, 1))
+  return c
+
+
+def validate_config(config) -> None:
+  s, check = config.spos, configs.check
+  check(s.space in SPACES, f"spos.space={s.space!r}; valid: {', '.join(SPACES)}")
+  check(
+    config.model.name == SPACES[s.space],
+    f"spos.space={s.space!r} trains the {SPACES[s.space]!r} supernet: set "
+    f"model.name={SPACES[s.space]!r} (got {config.model.name!r})",
+  )
+  configs.validate_training_config(config)
+  check(config.model.get("arch", "") == "", "spos trains the array build: model.arch must be ''")
+  check(config.model.dtype == "float32", "spos: the space networks are float32 only")
+  check(s.sampling in SAMPLINGS, f"spos.sampling={s.sampling!r}; valid: {', '.join(SAMPLINGS)}")
+  check(
+    s.sampling != "unique" or s.space == "nb201",
+    "spos.sampling='unique' needs the NB201 table's isomorphism classes (spos.space='nb201')",
+  )
+  check(s.unique_pick in ("first", "random"), "spos.unique_pick must be 'first' or 'random'")
+  check(s.flops_bins >= 1 and s.flops_tries >= 1, "spos.flops_bins and flops_tries must be >= 1")
+  check(s.sub_batches >= 1, f"spos.sub_batches must be >= 1, got {s.sub_batches}")
+  check(
+    config.batch_size % s.sub_batches == 0,
+    f"batch_size={config.batch_size} must split into spos.sub_batches={s.sub_batches} parts",
+  )
+  check(s.trunk_steps > 0 or s.trunk_epochs > 0, "set spos.trunk_epochs or spos.trunk_steps > 0")
+  check(s.calib_batches >= 0 and s.calib_batch_size >= 1, "spos.calib_batches must be >= 0")
+  check(s.score_val_size >= 0 and s.paths_per_call >= 0, "spos.score_val_size >= 0, paths >= 0")
+  check(config.data.val_size > 0, "spos scores paths on the val split: data.val_size > 0")
+  check(s.rank_random >= 0 and s.rank_top >= 0, "spos.rank_random and rank_top must be >= 0")
+  check(
+    s.rank_random == 0 or s.space == "nb201",
+    "the ranking study needs ground truth: spos.rank_random > 0 only with spos.space='nb201'",
+  )
+  check(
+    s.rank_random == 0 or s.rank_random >= 10,
+    f"spos.rank_random must be 0 or >= 10 (correlations of fewer mean little), got {s.rank_random}",
+  )
+  check(
+    s.rank_random + s.rank_top <= 15625,
+    "spos.rank_random + rank_top must be at most the 15,625 NB201 cells",
+  )
+  check(s.flops_bins <= 1000 and s.flops_tries <= 10_000, "spos.flops_bins <= 1000, tries <= 1e4")
+  check(s.max_tries <= 100, f"spos.max_tries must be <= 100, got {s.max_tries}")
+  check(
+    s.calib_batches * s.calib_batch_size <= 1_000_000,
+    "spos.calib_batches x calib_batch_size must be at most 1,000,000 images",
+  )
+  check(s.generations >= 0, f"spos.generations must be >= 0, got {s.generations}")
+  check(
+    s.population_size * s.generations <= 1_000_000,
+    "spos.population_size x generations must be at most 1,000,000 candidates",
+  )
+  check(s.max_flops >= 0 and s.max_params >= 0, "spos.max_flops / max_params must be >= 0")
+  check(s.dataset in nb201.DATASETS, f"spos.dataset={s.dataset!r}; valid: {nb201.DATASETS}")
+  if s.generations:
+    from jaxml.search.spos_evolution import SPOSEvolution
+
+    p = s.population_size
+    SPOSEvolution(NB201Space(), p, s.topk, s.mutation_prob, s.max_tries, p * s.generations)
+
+
+def build_space(config, num_classes: int):
+  """The space of `config.model` at the data resolution (the supernet's BN affine from spos)."""
+  m, r = config.model, config.data.resolution
+  if config.spos.space == "nb201":
+    return NB201Space(m.channels, m.cells_per_stage, num_classes, r)
+  return ShuffleNetSPOSSpace(
+    m.table, m.width, num_classes, r, m.stem, bool(config.spos.affine), 0, tuple(m.stage_blocks)
+  )
+
+
+def build_sampler(config, space, costs, table):
+  """(sampler, canonical index map or None) of `spos.sampling`."""
+  s = config.spos
+  if s.sampling == "unique":
+    return oneshot.nb201_unique_sampler(table, s.unique_pick)
+  if s.sampling == "flops_bins":
+    lo, hi = flops_range(costs)
+    edges = tuple(float(e) for e in np.linspace(lo, hi * (1 + 1e-6) + 1, s.flops_bins + 1))
+    return oneshot.FlopsBinSampler(space, costs, edges, int(s.flops_tries)), None
+  return oneshot.UniformSampler(space), None
+
+
+def flops_range(costs) -> tuple[float, float]:
+  """Min and max FLOPs of the space: the dense table's, or every position at its cheapest /
+  dearest choice (the additive table's columns past a position's bound repeat its last one)."""
+  table = np.asarray(costs.tables[0], np.float64)
+  if costs.mode == "dense":
+    return float(table.min()), float(table.max())
+  body, base = table[:, :-1], table[0, -1]
+  return float(base + body.min(1).sum()), float(base + body.max(1).sum())
+
+
+class SupernetController:
+  """Trunk-loop controller of supernet training: hands every copy a probe path to be evaluated
+  on val at the trunk's end (training draws its own paths inside the step); keeps the copies."""
+
+  name = "spos"
+  augment_fn = loss_fn = aux_init = None
+
+  def __init__(self, sampler, population_size: int):
+    self.sampler, self.k = sampler, population_size
+
+  def init(self, key):
+    del key
+    return {"trunk": np.int32(0)}
+
+  def ask(self, state, key):
+    probe = np.asarray(self.sampler(key, self.k), np.int32)
+    return state, {"model": {"eval_encoding": probe}}, {}
+
+  def tell(self, state, report):
+    del report
+    return {"trunk": np.int32(int(state["trunk"]) + 1)}, Keep(), {}
+
+  def history(self, state) -> dict:
+    del state
+    return {}
+
+  def summary(self, state, history, workdir) -> dict:
+    del state, history, workdir
+    return {}
+
+
+def run(config, workdir: str) -> dict:
+  s = config.spos
+  # The table loads (or fails with a DataError) before the run writes anything.
+  needs_table = s.space == "nb201" and (s.rank_random or s.sampling == "unique" or s.generations)
+  table = nb201.load(s.table_dir or None) if needs_table else None
+  if s.sampling == "unique" and table is None:
+    raise ConfigError("spos.sampling='unique' needs the NB201 table")
+  space = build_space(config, 10)
+  costs = oneshot.PathCosts.build(space)
+  sampler, canonical = build_sampler(config, space, costs, table)
+  controller = SupernetController(sampler, config.population.size)
+  run = spos_study.supernet_run(config, workdir, controller, space, sampler)
+  every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
+  train_summary = run_trunks(run, controller, run.trunk_steps, every)
+  return spos_study.search(config, run, controller, space, costs, canonical, table, train_summary)
