@@ -114,10 +114,7 @@ class PopulationRun:
     )
     tx = training.make_optimizer(config.optim, self.schedule)
     hook = lambda name: getattr(controller, name, None)
-    self.engine = Engine(
-      self.pop,
-      model,
-      tx,
+    self._engine_args = dict(
       train=(self.data.train.images, self.data.train.labels),
       eval_sets={s: (getattr(self.data, s).images, getattr(self.data, s).labels) for s in SPLITS},
       batch_size=config.batch_size,
@@ -133,6 +130,7 @@ class PopulationRun:
       loss_fn=hook("loss_fn"),
       aux_init=hook("aux_init"),
     )
+    self.engine = Engine(self.pop, model, tx, **self._engine_args)
     self.writer = RunWriter(self.workdir)
     self.writer.write_config(config)
     self.history_path = self.workdir / "trunks.npz"
@@ -140,6 +138,14 @@ class PopulationRun:
     self.ckpt = checkpoint.Checkpointer(
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
+
+  def use_model(self, model, tx=None, **overrides) -> Engine:
+    """Rebuilds the engine around another model with the run's data, hooks and settings (e.g. a
+    supernet wrapping the config's array build: DARTS, SPOS, PC-NAS, CRNAS); `tx` replaces the
+    optimizer, `overrides` any other `Engine` argument. Returns the new engine."""
+    args = {**self._engine_args, **overrides}
+    self.engine = Engine(self.pop, model, tx or self.engine.tx, **args)
+    return self.engine
 
   def restore_or(self, state: dict, metadata: dict) -> tuple[int, dict, dict]:
     """Latest good checkpoint (step, state, metadata), or (0, the given fresh ones)."""

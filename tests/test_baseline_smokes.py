@@ -22,6 +22,8 @@ from train_fixtures import REPO_ROOT, set_path
 from jaxml import config_cli
 from jaxml import main as jaxml_main
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 SMOKES = {
   "cifar10_shufflenetv2": "shufflenetv2",
   "cifar10_mobilenetv2": "mobilenetv2",

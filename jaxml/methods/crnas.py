@@ -28,89 +28,31 @@ baseline's, and the `train` overrides that retrain the found network
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxml import configs, oneshot
-from jaxml.data import pipeline
-from jaxml.engine import Engine
 from jaxml.errors import ConfigError
-from jaxml.experiment import PopulationRun
+from jaxml.methods.crnas_configs import (  # noqa: F401
+  STAGE_SAMPLINGS,
+  VARIANTS,
+  baseline_of,
+  crnas_config,
+  experiment,
+)
+from jaxml.methods.crnas_supernet import (
+  BranchSampler,
+  scorer,
+  train_supernet,
+)
 from jaxml.search.beam_search import BeamSearch
 from jaxml.search.beam_search import State as BeamState
-from jaxml.spaces.crnas import BASELINES, BLOCK_OF, DILATIONS, CRDilationSpace, CRStageSpace
+from jaxml.spaces.crnas import BASELINES, BLOCK_OF, CRDilationSpace, CRStageSpace
 from jaxml.training import eval_batches
-from jaxml.trunks import Keep, run_trunks
-
-VARIANTS = ("smoke", "cpu", "gpu")
-STAGE_SAMPLINGS = ("branches", "eligible")
-
-
-def crnas_config(**overrides) -> ml_collections.ConfigDict:
-  defaults = dict(
-    backbone="resnet18",  # resnet18 | resnet50 | resnet101 | custom: the baseline allocation
-    baseline=(),  # blocks per stage when backbone='custom' (e.g. tiny smoke nets)
-    max_blocks=(5, 5, 5, 5),  # T_i: the stage supernet's blocks per stage (tau_i in 1..T_i)
-    stage_sampling="branches",  # branches (one per stage, uniform; the paper) | eligible
-    flops_tolerance=0.01,  # eligible: MACs within this fraction of the baseline's
-    dilations=DILATIONS,
-    beam_size=3,  # K of the greedy beam search (the paper's 3)
-    score_batches=8,  # c: val mini-batches (one random completion each) per partial arch
-    calib_batches=4,  # train batches of per-path BN recalibration (0: the supernet's stats)
-    paths_per_chunk=0,  # paths per vmapped chunk when scoring (0: all at once)
-  )
-  return ml_collections.ConfigDict({**defaults, **overrides})
-
-
-def experiment(backbone: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
-  """CRNAS on CIFAR-10 for `backbone`: both supernets 100 epochs (GPU); `cpu` and `smoke`
-  shrink width, resolution and data (see each experiment file)."""
-  v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
-  c = configs.training_config("crnas", "crnas_resnet")
-  c.crnas = crnas_config(backbone=backbone)
-  c.model.update(block=BLOCK_OF[backbone], stage_sizes=BASELINES[backbone])
-  if backbone == "resnet50":
-    c.crnas.max_blocks = (6, 8, 10, 6)
-  c.data.update(val_size=5000)  # archval: held out of train for every score
-  c.optim.update(lr=0.1, weight_decay=5e-4, warmup_epochs=1.0)
-  c.update(batch_size=128, eval_batch_size=500, num_epochs=100.0, log_every_steps=50)
-  c.eval_every_epochs = 5.0
-  c.checkpoint_every_epochs = 5.0
-  c.population.update(size=1)
-  if "gpu" in v:
-    c.num_epochs = 60.0
-  if "cpu" in v:
-    c.model.width = 8
-    c.data.update(sample_ratio=0.1, val_size=1000, resolution=16)
-    c.crnas.update(score_batches=4, calib_batches=2)
-    c.update(batch_size=64, eval_batch_size=250, num_epochs=15.0, log_every_steps=20)
-    c.eval_every_epochs = 5.0
-    c.checkpoint_every_epochs = 1.0
-  if "smoke" in v:
-    c.model.width = 2
-    c.data.update(sample_ratio=0.004, val_size=64, resolution=8)
-    c.crnas.update(max_blocks=(2, 2, 3, 2), score_batches=2, calib_batches=1)
-    c.model.stage_sizes = (1, 1, 2, 1)
-    c.crnas.backbone = "custom"
-    c.crnas.baseline = (1, 1, 2, 1)
-    c.update(batch_size=16, eval_batch_size=32, num_steps=6, log_every_steps=3)
-    c.optim.warmup_epochs = 0.0
-    c.eval_every_steps = 3
-    c.checkpoint_every_steps = 3
-    c.population.update(mapping="loop", fast_compile=True)
-  return c
-
-
-def baseline_of(cfg) -> tuple[int, ...]:
-  if cfg.backbone == "custom":
-    return tuple(cfg.baseline)
-  return BASELINES[cfg.backbone]
 
 
 def validate_config(config) -> None:
@@ -193,121 +135,6 @@ def dilation_space(config, num_classes: int, allocation) -> CRDilationSpace:
     allocation=tuple(int(t) for t in allocation),
     dilations=tuple(int(d) for d in config.crnas.dilations),
   )
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class BranchSampler:
-  """One branch per stage, uniform and independent (CRNAS §3.2's stage supernet training)."""
-
-  space: CRStageSpace
-
-  def __call__(self, key, n: int, data=None):
-    del data
-    return self.space.sample_branches(key, n)
-
-
-class PathController:
-  """The trunk loop's view of one-shot training: hands out the path evaluated at trunk ends
-  (`eval_encoding`, the baseline's) and keeps the copy; the last state it saw is the result."""
-
-  name = "supernet"
-  augment_fn = loss_fn = aux_init = None
-
-  def __init__(self, eval_encoding: np.ndarray):
-    self.eval_encoding = np.asarray(eval_encoding, np.int32)[None]
-
-  def init(self, key):
-    del key
-    return {"trunks": np.int32(0)}
-
-  def ask(self, state, key):
-    del key
-    return state, {"model": {"eval_encoding": self.eval_encoding}}, {}
-
-  def tell(self, state, report):
-    return {"trunks": np.int32(int(state["trunks"]) + 1)}, Keep(), {}
-
-  def history(self, state) -> dict:
-    return {}
-
-  def summary(self, state, history, workdir) -> dict:
-    return {}
-
-
-def train_supernet(config, workdir: pathlib.Path, space, sampler, eval_encoding):
-  """Trains `space`'s array build with paths from `sampler` in `workdir` (resumable); returns
-  (summary, the final supernet variables, the run's data)."""
-  controller = PathController(eval_encoding)
-  run = PopulationRun(config, str(workdir), controller)
-  model = oneshot.SampledPath(space.network(), sampler)
-  run.engine = Engine(
-    run.pop,
-    model,
-    run.engine.tx,
-    train=(run.data.train.images, run.data.train.labels),
-    eval_sets={s: (getattr(run.data, s).images, getattr(run.data, s).labels) for s in ("val",)},
-    batch_size=config.batch_size,
-    eval_batch_size=config.eval_batch_size,
-    num_classes=run.data.num_classes,
-    resolution=config.data.resolution,
-    augment=config.data.augment,
-    seed=config.seed,
-  )
-  # The trunk loop restores or saves the population at every trunk end; the last state it
-  # touched is the trained supernet (also when a re-run finds the phase already done).
-  last = {}
-  restore, save = run.restore_or, run.save
-
-  def restore_or(state, meta):
-    found = restore(state, meta)
-    last["pop"] = found[1]["pop"]
-    return found
-
-  def save_and_keep(step, state, meta):
-    save(step, state, meta)
-    last["pop"] = state["pop"]
-
-  run.restore_or, run.save = restore_or, save_and_keep
-  spe = run.engine.steps_per_epoch
-  trunk = configs.steps("eval_every", config, spe, default=spe)
-  every = configs.steps("checkpoint_every", config, spe, default=spe)
-  summary = run_trunks(run, controller, trunk, every)
-  pop = jax.device_get(last["pop"])
-  variables = {"params": jax.tree.map(lambda x: x[0], pop.params)}
-  variables["batch_stats"] = jax.tree.map(lambda x: x[0], pop.batch_stats)
-  return summary, variables, run.data
-
-
-def calibration_batches(config, data) -> np.ndarray | None:
-  """uint8 [nb, bs, H, W, 3]: the first `calib_batches` train batches of a seeded order."""
-  nb, bs = int(config.crnas.calib_batches), config.batch_size
-  if nb == 0:
-    return None
-  order = np.asarray(pipeline.epoch_permutation(jax.random.key(config.seed), 0, nb * bs))
-  n = int(data.train.labels.shape[0])
-  idx = order % n
-  return np.asarray(data.train.images)[idx].reshape(nb, bs, *data.train.images.shape[1:])
-
-
-def scorer(config, data, net, variables):
-  """score(encodings [K, L], eval_data) -> accuracy [K] with the supernet's weights."""
-  evaluator = oneshot.classification_evaluator(data.num_classes, config.data.resolution)
-  calib = calibration_batches(config, data)
-
-  def score(encodings, eval_data):
-    out = oneshot.score_paths(
-      net,
-      variables,
-      jnp.asarray(encodings, jnp.int32),
-      calib,
-      eval_data,
-      evaluator,
-      resolution=config.data.resolution,
-      paths_per_chunk=int(config.crnas.paths_per_chunk),
-    )
-    return np.asarray(out["accuracy"], np.float64)
-
-  return score
 
 
 def _write_json(path: pathlib.Path, value) -> None:

@@ -31,7 +31,6 @@ import numpy as np
 
 from jaxml import configs
 from jaxml.data import pipeline
-from jaxml.engine import Engine
 from jaxml.experiment import PopulationRun
 from jaxml.methods.darts_configs import SAMPLINGS, SPACES, VARIANTS, darts_config, experiment  # noqa: F401
 from jaxml.metrics import plots
@@ -186,23 +185,7 @@ def run(config, workdir: str) -> dict:
   w_tx, a_tx, schedule = bilevel.optimizers(config, run.total_steps)
   val = run.data.val
   # The run's engine, rebuilt around the supernet (its train split is the weights' half).
-  engine = Engine(
-    run.pop,
-    model,
-    bilevel.split_optimizer(w_tx, a_tx),
-    train=(run.data.train.images, run.data.train.labels),
-    eval_sets={
-      s: (getattr(run.data, s).images, getattr(run.data, s).labels) for s in ("val", "test")
-    },
-    batch_size=config.batch_size,
-    eval_batch_size=config.eval_batch_size,
-    num_classes=run.data.num_classes,
-    resolution=config.data.resolution,
-    augment=config.data.augment,
-    same_batch=config.population.same_batch,
-    seed=config.seed,
-    aux_init=controller.aux_init,
-  )
+  engine = run.use_model(model, bilevel.split_optimizer(w_tx, a_tx))
   step = bilevel.make_bilevel_step(
     model,
     w_tx,

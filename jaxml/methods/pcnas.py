@@ -35,8 +35,7 @@ import ml_collections
 import numpy as np
 
 from jaxml import configs, oneshot
-from jaxml.engine import Engine
-from jaxml.experiment import SPLITS, PopulationRun
+from jaxml.experiment import PopulationRun
 from jaxml.methods import pcnas_report, spos, spos_study
 from jaxml.methods.pcnas_controller import PCNASController
 from jaxml.nasbench import nb201
@@ -206,23 +205,7 @@ def supernet_run(config, workdir, controller, space, sampler) -> PopulationRun:
   PopulationRun whose engine trains `SampledPath(SPOS's supernet build, sampler)`."""
   run = PopulationRun(config, workdir, controller, trunk="pcnas")
   net = spos_study.supernet_net(as_spos(config), space)
-  model = oneshot.SampledPath(net, sampler, int(config.pcnas.sub_batches))
-  d = run.data
-  run.engine = Engine(
-    run.pop,
-    model,
-    run.engine.tx,
-    train=(d.train.images, d.train.labels),
-    eval_sets={s: (getattr(d, s).images, getattr(d, s).labels) for s in SPLITS},
-    batch_size=config.batch_size,
-    eval_batch_size=config.eval_batch_size,
-    num_classes=d.num_classes,
-    resolution=config.data.resolution,
-    augment=config.data.augment,
-    label_smoothing=config.optim.label_smoothing,
-    same_batch=config.population.same_batch,
-    seed=config.seed,
-  )
+  run.use_model(oneshot.SampledPath(net, sampler, int(config.pcnas.sub_batches)))
   return run
 
 

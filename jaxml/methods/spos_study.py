@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml import checkpoint, experiment, oneshot, training
-from jaxml.engine import Engine
 from jaxml.methods import spos_outputs
 from jaxml.metrics import rank
 from jaxml.metrics.writers import write_json_atomic
@@ -25,22 +24,8 @@ def supernet_net(config, space):
 def supernet_run(config, workdir, controller, space, sampler) -> experiment.PopulationRun:
   """A PopulationRun whose engine trains `SampledPath(array build, sampler)`."""
   run = experiment.PopulationRun(config, workdir, controller, trunk="spos")
-  model = oneshot.SampledPath(supernet_net(config, space), sampler, int(config.spos.sub_batches))
-  d = run.data
-  run.engine = Engine(
-    run.pop,
-    model,
-    run.engine.tx,
-    train=(d.train.images, d.train.labels),
-    eval_sets={s: (getattr(d, s).images, getattr(d, s).labels) for s in experiment.SPLITS},
-    batch_size=config.batch_size,
-    eval_batch_size=config.eval_batch_size,
-    num_classes=d.num_classes,
-    resolution=config.data.resolution,
-    augment=config.data.augment,
-    label_smoothing=config.optim.label_smoothing,
-    same_batch=config.population.same_batch,
-    seed=config.seed,
+  run.use_model(
+    oneshot.SampledPath(supernet_net(config, space), sampler, int(config.spos.sub_batches))
   )
   return run
 

@@ -11,6 +11,8 @@ from jaxml import config_cli, main
 from jaxml.errors import ConfigError
 from jaxml.methods import crnas
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 CONFIGS = REPO_ROOT / "experiments" / "crnas"
 
 

@@ -24,6 +24,8 @@ from jaxml.spaces import nb201_encoding as E
 from jaxml.training import StepInputs
 from jaxml.trunks import Keep, TrunkReport
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 NB201_CONFIG = REPO_ROOT / "experiments" / "darts" / "nb201_cifar10.py"
 DARTS_CONFIG = REPO_ROOT / "experiments" / "darts" / "darts_cifar10.py"
 

@@ -16,6 +16,8 @@ from jaxml.methods import econas_search
 from jaxml.nasbench import nb201
 from jaxml.spaces import nb201_encoding as E
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 EXPERIMENT = REPO_ROOT / "experiments" / "econas" / "search_nb201.py"
 K, STAGE, CYCLES = 4, 2, 2  # smoke: 1 + 1 + 0 parents, 1 + 1 promotions; 2 steps per stage
 

@@ -18,6 +18,8 @@ from jaxml.search.pcnas_pool import PartialModelPool
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 CONFIG = REPO_ROOT / "experiments" / "pcnas" / "nb201_cifar10.py"
 SPOS_CONFIG = REPO_ROOT / "experiments" / "spos" / "nb201_cifar10.py"
 TRUNKS = 7  # 14 steps in trunks of 2: stage 0 = trunks 0-1, stages 1..5 = trunks 2..6

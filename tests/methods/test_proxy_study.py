@@ -17,6 +17,8 @@ from jaxml.metrics import zero_cost
 from jaxml.nasbench import nb201
 from jaxml.spaces import nb201_encoding as E
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 EXPERIMENT = str(train_fixtures.REPO_ROOT / "experiments/econas/proxy_study_nb201.py")
 
 

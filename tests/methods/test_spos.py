@@ -16,6 +16,8 @@ from jaxml.nasbench import nb201
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
 
+pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+
 NB201_CONFIG = REPO_ROOT / "experiments" / "spos" / "nb201_cifar10.py"
 SHUFFLE_CONFIG = REPO_ROOT / "experiments" / "spos" / "shufflenet_cifar10.py"
 
