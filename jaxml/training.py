@@ -212,9 +212,7 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
   return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
 
 
-# fold_in constant of the train step's 'path' rng stream (see `make_train_step`).
-PATH_STREAM = 0x9A7
-
+PATH_STREAM = 0x9A7  # fold_in constant of the train step's 'path' rng (`make_train_step`)
 PARAM_PRNG = "rbg"  # fast to compile on XLA:CPU for big inits; see experiment.init_population
 
 
@@ -353,8 +351,7 @@ def make_train_step(
     idx = _axis_slice(jax.lax.dynamic_slice_in_dim(order, start, batch_size), data_axis)
     x, y = images[idx], labels[idx]
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), step)
-    # The 'path' stream (one-shot NAS, `jaxml.oneshot.SampledPath`) is taken before the shard
-    # fold: every data shard of a copy trains the same path. Unused streams cost nothing.
+    # 'path' (`jaxml.oneshot.SampledPath`) precedes the shard fold: all shards train one path.
     k_path = jax.random.fold_in(key, PATH_STREAM)
     if data_axis is not None:  # different crops on each shard of the batch
       key = jax.random.fold_in(key, jax.lax.axis_index(data_axis))

@@ -171,3 +171,16 @@ def run_stopped_by_signal(run, monkeypatch, at_step: int, signum: int):
     run()
   monkeypatch.setattr(engine.Engine, "step", original)
   return err.value
+
+
+def write_conv_count_table(directory: pathlib.Path) -> np.ndarray:
+  """A synthetic NAS-Bench-201 table under `directory`: accuracy = 30 + 10 * (number of 3x3
+  convs) + a unique small jitter, so every cell has its own rank. Returns the accuracies."""
+  from jaxml.nasbench import nb201
+  from jaxml.spaces import nb201_encoding
+
+  encs = nb201_encoding.enumerate_all()
+  acc = 30 + 10 * (encs == 3).sum(1) + np.random.default_rng(0).permutation(15625) / 15625
+  (directory / "nasbench201").mkdir()
+  nb201.write_csv(directory / "nasbench201" / nb201.FILENAME, np.stack([acc, acc, acc]))
+  return acc

@@ -4,20 +4,17 @@ Reallocation for Object Detection", ICLR 2020, arXiv 1912.11234, §3), on one-sh
 Four phases in one run directory (each resumable; a re-run continues where it stopped):
 
 1. `stage_supernet/`: the stage supernet (`jaxml.spaces.crnas.CRStageSpace`, T_i blocks per
-   stage) trained with uniform path sampling (`jaxml.oneshot.SampledPath`): each step draws one
-   branch (block count) per stage uniformly (`crnas.stage_sampling='branches'`, the paper's) or
-   one eligible allocation (`'eligible'`). A trunk loop run (plain K = 1 training whose val
-   metric is the baseline allocation's path).
+   stage), a K = 1 trunk-loop run with `jaxml.oneshot.SampledPath`: each step draws one branch
+   (block count) per stage (`crnas.stage_sampling='branches'`, the paper's) or one eligible
+   allocation (`'eligible'`); its val metric is the baseline allocation's path.
 2. `stage_scores.json`: every eligible allocation (sum tau = N, tau_i >= 1, MACs within 1 % of
-   the baseline) scored on the held-out val split (the paper's archval) in one batched call
-   (`jaxml.oneshot.score_paths`, per-path BN recalibration on `crnas.calib_batches` train
-   batches); tau* = argmax (Eq. 1).
+   the baseline) scored on the held-out val split (archval) in one batched call with per-path
+   BN recalibration (`jaxml.oneshot.score_paths`); tau* = argmax (Eq. 1).
 3. `op_supernet/`: the operation supernet of tau* (`CRDilationSpace`: one shared 3x3 kernel per
-   block applied with dilation 1, 2 or 3), each block's dilation drawn uniformly per step.
-4. `beam.json`: greedy beam search, K = `crnas.beam_size` (3), block by block
-   (`jaxml.search.beam_search`); each partial architecture is scored by completing the rest
-   uniformly at random, one completion per val mini-batch (`crnas.score_batches` of them),
-   scores averaged over the mini-batches. The beam is saved after every block.
+   block at dilation 1, 2 or 3), each block's dilation drawn uniformly per step.
+4. `beam.json`: greedy beam search of width `crnas.beam_size` (3) block by block
+   (`jaxml.search.beam_search`), a partial architecture scored by random completions, one per
+   val mini-batch, averaged; saved after every block.
 
 The evaluator is a callback (`oneshot.classification_evaluator` here: accuracy on val); a
 detection evaluator (the paper's COCO AP with Faster R-CNN + FPN, not available here) plugs in

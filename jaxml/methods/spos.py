@@ -1,24 +1,21 @@
 """Single Path One-Shot NAS (Guo et al., ECCV 2020) on the trunk loop, any search space whose
 array build takes an encoding (NAS-Bench-201, the SPOS / DetNAS ShuffleNetV2 space).
 
-1. Supernet training (SPOS Sec. 3.2, Eq. 4): the population's K copies are K independent
-   supernets (seeds). Every train step each copy draws a new path from its sampler
-   (`jaxml.oneshot.SampledPath`: `spos.sub_batches` paths per step, one per sub-batch) and only
-   that path's weights get gradient. Samplers (`spos.sampling`): 'uniform' (the paper's Gamma),
-   'unique' (NB201: uniform over the non-isomorphic cells, Ning et al., NeurIPS 2021),
-   'flops_bins' (the released code's `get_uniform_sample_cand`: a FLOPs bin uniformly, then a
-   uniform path inside it). BN of the searchable ops without affine by default (`spos.affine`).
-   A trunk's val accuracy is one random path's with the supernet's running BN statistics
-   (a progress signal; candidates are scored with recalibrated statistics below).
-2. Ranking study (NB201 with its table, `spos.rank_random` > 0): `rank_random` random cells plus
-   the table's `rank_top` best, scored by the supernet (`jaxml.oneshot.make_scorer`: K paths per
-   compiled call, per-path BN recalibration on `calib_batches` x `calib_batch_size` training
-   images, then val accuracy); Kendall / Spearman against the table over the random cells, all
-   scored cells and those in the space's true top 10 %, precision@top-5 %.
-3. SPOS evolution (Alg. 1, `jaxml.search.spos_evolution.SPOSEvolution`, official defaults P 50,
-   20 generations, top 10, crossover + mutation 0.1), fitness = the recalibrated val accuracy;
-   `spos.max_flops` / `max_params` (MACs / parameters, 0 = none) reject candidates before they
-   are scored. Outputs the top architectures with their FLOPs, params and (NB201) true accuracy.
+1. Supernet training (SPOS Sec. 3.2, Eq. 4): the K copies are K independent supernets (seeds);
+   every step each copy draws new paths (`jaxml.oneshot.SampledPath`, one per sub-batch,
+   `spos.sub_batches`) and only they get gradient. `spos.sampling`: 'uniform' (the paper's
+   Gamma), 'unique' (NB201: uniform over non-isomorphic cells, Ning et al., NeurIPS 2021),
+   'flops_bins' (the released `get_uniform_sample_cand`). Searchable-op BN without affine by
+   default (`spos.affine`). A trunk's val accuracy is one random path's with running BN
+   statistics: a progress signal only.
+2. Ranking study (NB201, `spos.rank_random` > 0): `rank_random` random cells plus the table's
+   `rank_top` best, scored K paths per compiled call (`jaxml.oneshot.make_scorer`, per-path BN
+   recalibration on `calib_batches` x `calib_batch_size` train images, then val accuracy);
+   Kendall / Spearman vs the table over the random, all and the true top-10 % cells; P@top-5 %.
+3. SPOS evolution (Alg. 1, `jaxml.search.spos_evolution.SPOSEvolution`; official P 50, 20
+   generations, top 10, mutation 0.1), fitness = recalibrated val accuracy; `spos.max_flops` /
+   `max_params` (0 = none) reject candidates before scoring. Outputs the top architectures with
+   FLOPs, params and (NB201) true accuracy.
 
 Outputs: the trunk loop's run directory plus `ranking.json`, `search/copy<i>.npz` (resumable
 per generation), `plots/rank_scatter.png`, `plots/evolution.png` and summary.json. DetNAS's

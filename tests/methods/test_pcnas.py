@@ -7,13 +7,12 @@ import json
 import jax
 import numpy as np
 import pytest
-from train_fixtures import REPO_ROOT, Killed, final_params, set_path
+from train_fixtures import REPO_ROOT, Killed, final_params, set_path, write_conv_count_table
 
 from jaxml import config_cli, experiment, main
 from jaxml.errors import ConfigError, DataError
 from jaxml.methods import pcnas
 from jaxml.methods.pcnas_controller import stage_ends
-from jaxml.nasbench import nb201
 from jaxml.search.pcnas_pool import PartialModelPool
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
@@ -27,13 +26,8 @@ TRUNKS = 7  # 14 steps in trunks of 2: stage 0 = trunks 0-1, stages 1..5 = trunk
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-  """A synthetic table: accuracy = 30 + 10 * (number of 3x3 convs) + a unique small jitter."""
-  encs = E.enumerate_all()
-  acc = 30 + 10 * (encs == 3).sum(1) + np.random.default_rng(0).permutation(15625) / 15625
   d = tmp_path_factory.mktemp("nb201_table")
-  (d / "nasbench201").mkdir()
-  nb201.write_csv(d / "nasbench201" / nb201.FILENAME, np.stack([acc, acc, acc]))
-  return str(d), acc
+  return str(d), write_conv_count_table(d)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,13 @@ import json
 import jax
 import numpy as np
 import pytest
-from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save, set_path
+from train_fixtures import (
+  REPO_ROOT,
+  final_params,
+  run_killed_after_first_save,
+  set_path,
+  write_conv_count_table,
+)
 
 from jaxml import config_cli, main, oneshot
 from jaxml.errors import ConfigError
@@ -24,13 +30,8 @@ SHUFFLE_CONFIG = REPO_ROOT / "experiments" / "spos" / "shufflenet_cifar10.py"
 
 @pytest.fixture(scope="module")
 def table_dir(tmp_path_factory):
-  """A synthetic table: accuracy = 30 + 10 * (number of 3x3 convs) + a unique small jitter."""
-  encs = E.enumerate_all()
-  acc = 30 + 10 * (encs == 3).sum(1) + np.random.default_rng(0).permutation(15625) / 15625
   d = tmp_path_factory.mktemp("nb201_table")
-  (d / "nasbench201").mkdir()
-  nb201.write_csv(d / "nasbench201" / nb201.FILENAME, np.stack([acc, acc, acc]))
-  return str(d), acc
+  return str(d), write_conv_count_table(d)
 
 
 def _tiny(path, table, data_dir, cache, **overrides):
