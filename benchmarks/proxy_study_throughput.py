@@ -53,9 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   args.windows = min(args.windows, 2)
   args.channels, args.cells_per_stage, args.image = 8, 1, 16
+  args.resnet_size = (16, 5, 32)  # (b)'s C, N, px
   if args.quick:
     args.k, args.fixed_cells, args.batch, args.channels, args.image = 2, 1, 8, 2, 8
-    args.steps, args.seconds, args.windows, args.fast_compile, args.no_resnet = 1, 0, 1, True, True
+    args.steps, args.seconds, args.windows, args.fast_compile = 1, 0, 1, True
+    args.resnet_size = (2, 1, 8)
   args.mappings = common.str_list(args.mappings)
   if not 1 <= args.fixed_cells <= args.k or args.batch < 1:
     raise ConfigError("need 1 <= --fixed_cells <= --k and --batch >= 1")
@@ -78,6 +80,64 @@ def timed(build, args) -> float:
   return common.median(
     common.timed_window(build, args.steps, args.seconds)[0] for _ in range(args.windows)
   )
+
+
+def plain_step_rate(cell, args) -> tuple[float, float]:
+  """(img/s, compile s) of the fixed build's train step as a bare `jax.jit` (flax apply,
+  softmax cross-entropy, optax SGD + momentum; no Engine, no augmentation, one device-resident
+  batch): the floor XLA:CPU's kernels set, apart from what the engine adds."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  model = ab.nb201_model(args, cell)
+  rng = np.random.default_rng(args.seed)
+  x = jnp.asarray(rng.random((args.batch, args.image, args.image, 3)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, 10, args.batch))
+  variables = model.init(jax.random.PRNGKey(args.seed), x, train=False)
+  tx = optax.sgd(0.1, momentum=0.9)
+
+  def loss_fn(params, stats):
+    logits, new = model.apply(
+      {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+    )
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new["batch_stats"]
+
+  @jax.jit
+  def step(state):
+    params, stats, opt = state
+    (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), stats, opt
+
+  class Plain:  # duck-types common.Stepper for common.timed_window
+    state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+
+    def run(self, n):
+      for _ in range(n):
+        self.state = step(self.state)
+      jax.block_until_ready(self.state)
+
+  t0 = time.perf_counter()
+  plain = Plain()
+  plain.run(1)
+  compile_s = time.perf_counter() - t0
+  return args.batch / timed(plain, args), compile_s
+
+
+def per_cell_rates(build, args) -> dict:
+  """Each fixed cell timed alone: the arithmetic mean of the per-cell img/s (the round rate
+  above is total images / total time, which the slowest cells dominate) and the range."""
+  rates = []
+  for part in build.parts:
+    alone = ab.Build(build.name, build.mapping, [part], 0.0, 0.0, build.step)
+    rates.append(alone.images_per_round() / timed(alone, args))
+  lo, hi = min(rates), max(rates)
+  print(f"  per-cell img/s: mean {np.mean(rates):,.0f}, min {lo:,.0f}, max {hi:,.0f}")
+  return {
+    "per_cell_mean_img_per_s": round(float(np.mean(rates)), 1),
+    "per_cell_img_per_s": [round(r, 1) for r in rates],
+  }
 
 
 def main(argv=None) -> dict:
@@ -110,14 +170,32 @@ def main(argv=None) -> dict:
   spread = np.linspace(0, args.k - 1, args.fixed_cells).round().astype(int)
   b = ab.fixed_builds(cells[spread], args)
   record(setting, b, timed(b, args), REFERENCE["cells"])
+  records[-1].update(per_cell_rates(b, args))
   if not args.no_resnet:
-    args.channels, args.cells_per_stage, args.image = 16, 5, 32
-    b = ab.fixed_builds(enc201.from_string(RESNET_CELL)[None], args)
-    record("C16 N5 32px ResNet cell", b, timed(b, args), REFERENCE["resnet"])
+    args.channels, args.cells_per_stage, args.image = args.resnet_size
+    cell = enc201.from_string(RESNET_CELL)
+    b = ab.fixed_builds(cell[None], args)
+    setting = f"C{args.channels} N{args.cells_per_stage} {args.image}px ResNet cell"
+    record(setting, b, timed(b, args), REFERENCE["resnet"])
+    rate, compile_s = plain_step_rate(cell, args)
+    records.append(
+      {
+        "setting": setting,
+        "build": "fixed/plain jax.jit (no Engine)",
+        "cells": 1,
+        "compile_s": round(compile_s, 1),
+        "img_per_s": round(rate, 1),
+        "reference_img_per_s": REFERENCE["resnet"],
+        "vs_reference": round(rate / REFERENCE["resnet"], 3),
+      }
+    )
+    print(f"  {setting}, plain jax.jit: {rate:,.0f} img/s", flush=True)
   env_after = common.environment()
-  header = ["setting", "build", "cells", "compile+init s", "img/s", "PyTorch img/s", "ratio"]
+  header = ["setting", "build", "cells", "compile+init s", "img/s", "per-cell mean img/s",
+            "PyTorch img/s", "ratio"]  # fmt: skip
   rows = [
     [r["setting"], r["build"], r["cells"], r["compile_s"], f"{r['img_per_s']:,.0f}",
+     f"{r.get('per_cell_mean_img_per_s', r['img_per_s']):,.0f}",
      f"{r['reference_img_per_s']:,.0f}", f"{r['vs_reference']:.2f}"]
     for r in records
   ]  # fmt: skip

@@ -36,6 +36,13 @@ from jaxml.spaces.ops import ResNetBasicBlock, batch_norm, build_op, op_cost, re
 NUM_NODES = 4
 
 
+# Ops that map a zero input to exactly zero. The fixed build leaves them out on a known-zero
+# node: same outputs (x + 0 == x), and XLA no longer constant-folds an average pool over a
+# zero array at compile time (seconds per pool on the CPU). Convolutions are not among them:
+# ReLU-conv-BN of zero is BN's bias in training.
+_ZERO_PRESERVING = ("none", "skip_connect", "avg_pool_3x3")
+
+
 def _cell_edge(k: int, x, op: int, train: bool, affine: bool):
   """Fixed build of edge k with op index `op` (None output for `none`)."""
   name = enc201.OPS[op]
@@ -65,14 +72,17 @@ class NB201Cell(nn.Module):
 
   @nn.compact
   def __call__(self, x, encoding=None, train: bool = False, weights=None):
-    nodes = [x]
+    nodes = [x]  # None: a node known to be zero (fixed build only)
     for to in range(1, NUM_NODES):
       total = None
       for k, (t, f) in enumerate(enc201.EDGES):
         if t != to:
           continue
         if self.arch is not None:
-          y = _cell_edge(k, nodes[f], self.arch[k], train, self.affine)
+          if nodes[f] is None and enc201.OPS[self.arch[k]] in _ZERO_PRESERVING:
+            continue  # exactly zero; see _ZERO_PRESERVING
+          source = jnp.zeros_like(x) if nodes[f] is None else nodes[f]
+          y = _cell_edge(k, source, self.arch[k], train, self.affine)
         elif weights is not None:
           y = _cell_edge_mixed(k, nodes[f], weights[k], train, self.affine)
         else:
@@ -80,8 +90,8 @@ class NB201Cell(nn.Module):
         if y is not None:
           total = y if total is None else total + y
       # A node whose inputs are all `none` is zero (the reference sums Zero ops).
-      nodes.append(jnp.zeros_like(x) if total is None else total)
-    return nodes[-1]
+      nodes.append(total if total is not None or self.arch is not None else jnp.zeros_like(x))
+    return jnp.zeros_like(x) if nodes[-1] is None else nodes[-1]
 
 
 class NB201Network(nn.Module):

@@ -95,9 +95,26 @@ def test_param_names_follow_reference_layout():
 
 
 def _encodings(rand_encs):
-  # Random cells plus the corner cases: all none (zero nodes) and every op once.
+  # Random cells plus the corner cases: all none (zero nodes), every op once, and skip / pool /
+  # conv edges leaving a zero node (the fixed build leaves out the first two).
   encs = rand_encs(TINY, 2, seed=2)
-  return np.concatenate([encs, np.zeros((1, 6), np.int32), [[0, 1, 2, 3, 4, 3]]]).astype(np.int32)
+  corners = [[0] * 6, [0, 1, 2, 3, 4, 3], [0, 3, 4, 1, 3, 1], [0, 0, 1, 0, 4, 2]]
+  return np.concatenate([encs, corners]).astype(np.int32)
+
+
+def test_fixed_build_skips_pools_of_zero_nodes():
+  # Node 1 is zero, so both average pools are of zeros: none is traced (XLA used to spend
+  # seconds constant-folding each), while a pool of the input still is.
+  x = jnp.zeros((2, 8, 8, 3))
+
+  def pools(arch):
+    net = TINY.network(TINY.from_string(arch))
+    jaxpr = jax.make_jaxpr(lambda v: net.apply(v, x))(init_shapes(net, x))
+    return str(jaxpr).count("reduce_window_sum")
+
+  reductions = pools("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")  # the 2 ResNet blocks'
+  assert pools("|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|") == reductions
+  assert pools("|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|") > reductions
 
 
 @pytest.mark.parametrize("train", [False, True])
