@@ -102,6 +102,7 @@ def population_setup(
   devices=None,
   seed: int = 0,
   hparams: Any = None,
+  fast_compile: bool = False,
   **model_kwargs,
 ) -> Stepper:
   """K copies of `model_name` in the production `Engine`, ready to step on synthetic data.
@@ -109,9 +110,11 @@ def population_setup(
   The data are fed at their own size (`resolution=image`), so `normalize` does not resize.
   `num_examples` defaults to 8 batches (the step only gathers its batch, so the resident set's
   size does not change the step time). `hparams` are the copies' per-copy inputs (e.g.
-  `{'model': {'encoding': int32[k, 6]}}`).
+  `{'model': {'encoding': int32[k, 6]}}`). `fast_compile`: XLA:CPU without its optimisation
+  passes (`Population`'s option): for the scripts' smoke modes, whose step times mean nothing
+  and whose compiles dominate a CI run.
   """
-  pop = Population(k, mapping, devices)
+  pop = Population(k, mapping, devices, fast_compile=fast_compile)
   model = get_model(model_name, NUM_CLASSES, dtype=dtype, **model_kwargs)
   n = num_examples or 8 * batch
   optim = configs.optim_config()

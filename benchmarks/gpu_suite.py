@@ -62,6 +62,7 @@ from jaxml.augment import ohl_space  # noqa: E402
 from jaxml.data import locate  # noqa: E402
 from jaxml.errors import ConfigError  # noqa: E402
 from jaxml.metrics.flops import count_flops  # noqa: E402
+from jaxml.population import accepted_cpu_options  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OHL_EXPERIMENT = ROOT / "experiments" / "ohl" / "cifar10_resnet18.py"
@@ -196,7 +197,9 @@ def run_augment(suite: Suite) -> None:
   # A non-uniform p_theta (what a learned policy looks like) over the 1,296 pairs.
   shared = {"logits": jax.random.normal(key, ohl.POLICY.init_params().shape)}
   aux = {"counts": ohl.POLICY.zero_stats()}
-  augment = jax.jit(lambda k, x: ohl.augment_fn(k, x, {}, shared, aux))
+  # --smoke: XLA:CPU without its optimisation passes (the 36-way op switch compiles slowly).
+  options = accepted_cpu_options() if suite.args.smoke and jax.default_backend() == "cpu" else None
+  augment = jax.jit(lambda k, x: ohl.augment_fn(k, x, {}, shared, aux), compiler_options=options)
   t0 = time.perf_counter()
   jax.block_until_ready(augment(key, x))
   compile_s = time.perf_counter() - t0
@@ -228,6 +231,8 @@ def run_train(suite: Suite) -> None:
       continue
     if suite.over_budget("train", f"{name} {dtype} batch {batch}"):
       continue
+    # Full XLA passes even in --smoke: `count_flops` traces the step, and jax refuses a jit
+    # with compiler options (`fast_compile`) nested in that trace.
     stepper = common.population_setup(
       name, k=1, mapping="auto", batch=batch, image=image, dtype=dtype, **fields
     )

@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
       batch=batch,
       image=image,
       devices=available[:n],
+      fast_compile=args.model == "quick",  # a smoke model: its compile is all a test waits for
       **fields,
     )
     stepper.run(1)  # warm-up

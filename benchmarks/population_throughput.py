@@ -143,8 +143,16 @@ def model_setup(name: str, args):
   """(registry name, input side, batch per copy, setup(k, mapping) -> Stepper) of model `name`."""
   registry_name, fields, image, batch = QUICK_MODEL if name == "quick" else MODELS[name]
   batch = args.batch or batch
+  # The quick model exists for smoke runs: compile it without XLA:CPU's optimisation passes.
   setup = lambda k, mapping: common.population_setup(
-    registry_name, k=k, mapping=mapping, batch=batch, image=image, dtype=args.dtype, **fields
+    registry_name,
+    k=k,
+    mapping=mapping,
+    batch=batch,
+    image=image,
+    dtype=args.dtype,
+    fast_compile=name == "quick",
+    **fields,
   )
   return registry_name, image, batch, setup
 

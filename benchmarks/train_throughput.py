@@ -75,7 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def measure(model: str, batch: int, dtype: str, args, env: dict) -> dict:
   """One record: compile, one warm-up step, then the median of the timed windows."""
-  kwargs = {"width": 4} if args.quick else {}
+  # --quick: a smoke run for tests, compiled without XLA:CPU's optimisation passes.
+  kwargs = {"width": 4, "fast_compile": True} if args.quick else {}
   stepper = common.population_setup(model, k=1, mapping="auto", batch=batch, dtype=dtype, **kwargs)
   stepper.run(1)  # warm-up: first execution (allocations, thread pools)
   windows = [common.timed_window(stepper, args.steps, args.seconds) for _ in range(args.windows)]

@@ -204,8 +204,8 @@ def _max_diff(a, b) -> float:
 
 
 def test_sharded_8_devices_equals_unsharded_and_two_processes():
-  ref = _digest(_worker("--devices", 1, "--size", 8))
-  sharded = _digest(_worker("--devices", 8, "--size", 8))
+  # Both workers at once: each is mostly single-threaded import and compile (2 cores in CI).
+  ref, sharded = map(_digest, [_worker("--devices", n, "--size", 8) for n in (1, 8)])
   assert sharded["mesh"] == {"copy": 8, "data": 1}
   # One copy per device vs eight on one device: XLA:CPU may split reductions differently
   # (measured max |diff| 6e-8 after 3 steps), so equal up to float reassociation.
@@ -235,8 +235,7 @@ def test_data_axis_when_fewer_copies_than_devices():
   (4x the gradient) or a missing reduction would break the equality.
   """
   args = ("--size", 2, "--model", "mlp", "--no-augment", "--steps", 3)
-  ref = _digest(_worker("--devices", 1, *args))
-  dp = _digest(_worker("--devices", 8, *args))
+  ref, dp = map(_digest, [_worker("--devices", n, *args) for n in (1, 8)])  # run side by side
   assert dp["mesh"] == {"copy": 2, "data": 4}
   assert _max_diff(dp["params"], ref["params"]) < 1e-5
   np.testing.assert_allclose(dp["loss"], ref["loss"], rtol=1e-5)

@@ -16,6 +16,11 @@ Four phases in one run directory (each resumable; a re-run continues where it st
    (`jaxml.search.beam_search`), a partial architecture scored by random completions, one per
    val mini-batch, averaged; saved after every block.
 
+Backbones: the ResNets (`crnas.backbone` resnet18 / resnet50 / resnet101 / custom, model
+'crnas_resnet'; eligible allocations keep the block total and the MACs) and MobileNetV2
+(`crnas.backbone='mobilenetv2'`, model 'mobilenetv2': groups 2-6 of Table 2 searched, eligible
+when the MACs are within 1 %, no block total; `jaxml.spaces.crnas_mobilenet`).
+
 The evaluator is a callback (`oneshot.classification_evaluator` here: accuracy on val); a
 detection evaluator (the paper's COCO AP with Faster R-CNN + FPN, not available here) plugs in
 the same way. summary.json names the found allocation and dilations, their MACs against the
@@ -32,9 +37,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml import configs, oneshot
+from jaxml import configs, models, oneshot
 from jaxml.errors import ConfigError
 from jaxml.methods.crnas_configs import (  # noqa: F401
+  BACKBONES,
   STAGE_SAMPLINGS,
   VARIANTS,
   baseline_of,
@@ -48,32 +54,44 @@ from jaxml.methods.crnas_supernet import (
 )
 from jaxml.search.beam_search import BeamSearch
 from jaxml.search.beam_search import State as BeamState
-from jaxml.spaces.crnas import BASELINES, BLOCK_OF, CRDilationSpace, CRStageSpace
+from jaxml.spaces.crnas import BLOCK_OF, CRDilationSpace, CRStageSpace
+from jaxml.spaces.crnas_mobilenet import CRMobileDilationSpace, CRMobileStageSpace
 from jaxml.training import eval_batches
 
 
 def validate_config(config) -> None:
   cr, check = config.crnas, configs.check
-  valid = (*BASELINES, "custom")
-  check(cr.backbone in valid, f"crnas.backbone={cr.backbone!r}; valid: {', '.join(valid)}")
-  if cr.backbone == "custom":
+  check(cr.backbone in BACKBONES, f"crnas.backbone={cr.backbone!r}; valid: {', '.join(BACKBONES)}")
+  mobile = cr.backbone == "mobilenetv2"
+  stages = 5 if mobile else 4
+  if cr.backbone == "custom" or (mobile and len(cr.baseline)):
     check(
-      "baseline" in cr and len(cr.baseline) == 4 and min(cr.baseline) >= 1,
-      "crnas.backbone='custom' needs crnas.baseline: 4 block counts >= 1",
+      len(cr.baseline) == stages and min(cr.baseline) >= 1,
+      f"crnas.baseline={tuple(cr.baseline)} must be {stages} block counts >= 1 for "
+      f"crnas.backbone={cr.backbone!r}",
     )
+  family = "mobilenetv2" if mobile else "crnas_resnet"
   check(
-    config.model.name == "crnas_resnet",
-    f"crnas searches the 'crnas_resnet' family: model.name must be 'crnas_resnet' "
-    f"(got {config.model.name!r})",
+    config.model.name == family,
+    f"crnas.backbone={cr.backbone!r} searches the {family!r} family: model.name must be "
+    f"{family!r} (got {config.model.name!r})",
   )
   configs.validate_training_config(config)
+  models.model_from_config(config.model, 10)  # unknown fields (e.g. a ResNet's block) refused
   base = baseline_of(cr)
-  check(
-    tuple(config.model.stage_sizes) == base,
-    f"model.stage_sizes={tuple(config.model.stage_sizes)} must be the baseline allocation "
-    f"{base} (the FLOPs the search keeps)",
-  )
-  if cr.backbone != "custom":
+  if mobile:
+    check(
+      tuple(config.model.blocks) == (1, *base, 1),
+      f"model.blocks={tuple(config.model.blocks)} must be the baseline (1, *{base}, 1) (the "
+      "FLOPs the search keeps; groups 1 and 7 keep one block)",
+    )
+  else:
+    check(
+      tuple(config.model.stage_sizes) == base,
+      f"model.stage_sizes={tuple(config.model.stage_sizes)} must be the baseline allocation "
+      f"{base} (the FLOPs the search keeps)",
+    )
+  if cr.backbone in BLOCK_OF:
     want = BLOCK_OF[cr.backbone]
     check(config.model.block == want, f"crnas.backbone={cr.backbone!r} has {want!r} blocks")
   check(len(config.model.dilations) == 0, "crnas searches the dilations: model.dilations = ()")
@@ -84,8 +102,9 @@ def validate_config(config) -> None:
     f"crnas.stage_sampling={cr.stage_sampling!r}; valid: {', '.join(STAGE_SAMPLINGS)}",
   )
   check(
-    len(cr.max_blocks) == 4 and all(int(t) >= b for t, b in zip(cr.max_blocks, base, strict=True)),
-    f"crnas.max_blocks={tuple(cr.max_blocks)} must be 4 counts >= the baseline {base}",
+    len(cr.max_blocks) == stages
+    and all(int(t) >= b for t, b in zip(cr.max_blocks, base, strict=True)),
+    f"crnas.max_blocks={tuple(cr.max_blocks)} must be {stages} counts >= the baseline {base}",
   )
   d = tuple(cr.dilations)
   check(
@@ -107,30 +126,46 @@ def validate_config(config) -> None:
   )
 
 
-def stage_space(config, num_classes: int) -> CRStageSpace:
-  m, cr = config.model, config.crnas
-  return CRStageSpace(
-    width=m.width,
-    block=m.block,
-    num_classes=num_classes,
-    input_size=config.data.resolution,
-    stem=m.stem,
-    baseline=baseline_of(cr),
-    max_blocks=tuple(int(t) for t in cr.max_blocks),
-    flops_tolerance=float(cr.flops_tolerance),
+def _macro(config, num_classes: int) -> tuple[type, type, dict]:
+  """(stage space class, dilation space class, macro fields) of the config's backbone."""
+  m = config.model
+  common = dict(num_classes=num_classes, input_size=config.data.resolution, stem=m.stem)
+  if config.crnas.backbone == "mobilenetv2":
+    return CRMobileStageSpace, CRMobileDilationSpace, dict(width_mult=float(m.width_mult), **common)
+  return CRStageSpace, CRDilationSpace, dict(width=m.width, block=m.block, **common)
+
+
+def stage_space(config, num_classes: int) -> CRStageSpace | CRMobileStageSpace:
+  space, _, macro = _macro(config, num_classes)
+  return space(
+    **macro,
+    baseline=baseline_of(config.crnas),
+    max_blocks=tuple(int(t) for t in config.crnas.max_blocks),
+    flops_tolerance=float(config.crnas.flops_tolerance),
   )
 
 
-def dilation_space(config, num_classes: int, allocation) -> CRDilationSpace:
-  m = config.model
-  return CRDilationSpace(
-    width=m.width,
-    block=m.block,
-    num_classes=num_classes,
-    input_size=config.data.resolution,
-    stem=m.stem,
+def dilation_space(config, num_classes: int, allocation) -> CRDilationSpace | CRMobileDilationSpace:
+  _, space, macro = _macro(config, num_classes)
+  return space(
+    **macro,
     allocation=tuple(int(t) for t in allocation),
     dilations=tuple(int(d) for d in config.crnas.dilations),
+  )
+
+
+def retrain_overrides(config, tau, dilations) -> str:
+  """The command-line overrides of experiments/crnas/retrain_cifar10.py (its `mobilenetv2`
+  variant for MobileNetV2) that build the found network."""
+  m = config.model
+  if config.crnas.backbone == "mobilenetv2":
+    return (
+      f"--config.model.width_mult={m.width_mult} --config.model.blocks='{(1, *tau, 1)}' "
+      f"--config.model.dilations='{tuple(dilations)}'"
+    )
+  return (
+    f"--config.model.block={m.block} --config.model.width={m.width} "
+    f"--config.model.stage_sizes='{tuple(tau)}' --config.model.dilations='{tuple(dilations)}'"
   )
 
 
@@ -208,8 +243,8 @@ def run(config, workdir: str) -> dict:
   s_space = stage_space(config, 10)
   if len(s_space.eligible()) < 2:
     raise ConfigError(
-      f"crnas: only {len(s_space.eligible())} eligible allocation(s) of {sum(baseline_of(cr))} "
-      f"blocks within max_blocks={tuple(cr.max_blocks)}: raise max_blocks"
+      f"crnas: only {len(s_space.eligible())} eligible allocation(s) of the baseline "
+      f"{baseline_of(cr)} within max_blocks={tuple(cr.max_blocks)}: raise max_blocks"
     )
   base_enc = s_space.encode(baseline_of(cr))
   sampler = (
@@ -247,10 +282,9 @@ def run(config, workdir: str) -> dict:
     "beam_scores": beam["blocks"][-1]["scores"],
     "stage_supernet": {k: s_summary.get(k) for k in ("val_accuracy", "steps", "wall_time_s")},
     "op_supernet": {k: d_summary.get(k) for k in ("val_accuracy", "steps", "wall_time_s")},
-    "retrain_overrides": (
-      f"--config.model.block={config.model.block} --config.model.width={config.model.width} "
-      f"--config.model.stage_sizes='{tuple(tau)}' --config.model.dilations='{tuple(dilations)}'"
-    ),
+    "retrain_config": "experiments/crnas/retrain_cifar10.py"
+    + (":mobilenetv2" if cr.backbone == "mobilenetv2" else ""),
+    "retrain_overrides": retrain_overrides(config, tau, dilations),
   }
   _write_json(root / "summary.json", summary)
   return summary

@@ -1,19 +1,24 @@
 """The configs of `jaxml.methods.crnas`: its `config.crnas` fields, the experiment variants
-(smoke / cpu / gpu) and the baseline allocation of a backbone."""
+(smoke / cpu / gpu) and the baseline allocation of a backbone (ResNets: 4 stages, model
+'crnas_resnet'; MobileNetV2: Table 2's groups 2-6, model 'mobilenetv2')."""
 
 import ml_collections
 
 from jaxml import configs
 from jaxml.spaces.crnas import BASELINES, BLOCK_OF, DILATIONS
+from jaxml.spaces.crnas_mobilenet import MOBILENET_BASELINE
 
 VARIANTS = ("smoke", "cpu", "gpu")
+BACKBONES = (*BASELINES, "mobilenetv2", "custom")
 STAGE_SAMPLINGS = ("branches", "eligible")
 
 
 def crnas_config(**overrides) -> ml_collections.ConfigDict:
   defaults = dict(
-    backbone="resnet18",  # resnet18 | resnet50 | resnet101 | custom: the baseline allocation
-    baseline=(),  # blocks per stage when backbone='custom' (e.g. tiny smoke nets)
+    backbone="resnet18",  # resnet18 | resnet50 | resnet101 | mobilenetv2 | custom (a ResNet)
+    # Blocks per searched stage: needed for 'custom' (4 ResNet stages), optional for
+    # 'mobilenetv2' (groups 2-6; () = Table 2's 2/3/4/3/3), unused otherwise. Tiny smoke nets.
+    baseline=(),
     max_blocks=(5, 5, 5, 5),  # T_i: the stage supernet's blocks per stage (tau_i in 1..T_i)
     stage_sampling="branches",  # branches (one per stage, uniform; the paper) | eligible
     flops_tolerance=0.01,  # eligible: MACs within this fraction of the baseline's
@@ -30,13 +35,19 @@ def experiment(backbone: str, arg: str | None, name: str) -> ml_collections.Conf
   """CRNAS on CIFAR-10 for `backbone`: both supernets 100 epochs (GPU); `cpu` and `smoke`
   shrink width, resolution and data (see each experiment file)."""
   v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
-  c = configs.training_config("crnas", "crnas_resnet")
+  mobile = backbone == "mobilenetv2"
+  c = configs.training_config("crnas", "mobilenetv2" if mobile else "crnas_resnet")
   c.crnas = crnas_config(backbone=backbone)
-  c.model.update(block=BLOCK_OF[backbone], stage_sizes=BASELINES[backbone])
+  if mobile:
+    c.model.update(blocks=(1, *MOBILENET_BASELINE, 1), dilations=())
+    c.crnas.max_blocks = (4, 5, 6, 5, 5)  # baseline + 2 (+ 3 for the 32-channel group)
+    c.optim.update(lr=0.1, weight_decay=4e-5, warmup_epochs=1.0)  # Sandler et al. §6.1's wd
+  else:
+    c.model.update(block=BLOCK_OF[backbone], stage_sizes=BASELINES[backbone])
+    c.optim.update(lr=0.1, weight_decay=5e-4, warmup_epochs=1.0)
   if backbone == "resnet50":
     c.crnas.max_blocks = (6, 8, 10, 6)
   c.data.update(val_size=5000)  # archval: held out of train for every score
-  c.optim.update(lr=0.1, weight_decay=5e-4, warmup_epochs=1.0)
   c.update(batch_size=128, eval_batch_size=500, num_epochs=100.0, log_every_steps=50)
   c.eval_every_epochs = 5.0
   c.checkpoint_every_epochs = 5.0
@@ -44,19 +55,29 @@ def experiment(backbone: str, arg: str | None, name: str) -> ml_collections.Conf
   if "gpu" in v:
     c.num_epochs = 60.0
   if "cpu" in v:
-    c.model.width = 8
+    if mobile:
+      c.model.width_mult = 0.25
+      c.crnas.max_blocks = (3, 4, 5, 4, 4)  # baseline + 1: 46 eligible allocations at 16 px
+    else:
+      c.model.width = 8
     c.data.update(sample_ratio=0.1, val_size=1000, resolution=16)
     c.crnas.update(score_batches=4, calib_batches=2)
     c.update(batch_size=64, eval_batch_size=250, num_epochs=15.0, log_every_steps=20)
     c.eval_every_epochs = 5.0
     c.checkpoint_every_epochs = 1.0
+    if mobile:  # 17+ blocks of depthwise convs are slow on CPU: sized for ~30 min on 2 cores
+      c.num_epochs = 5.0
+      c.crnas.score_batches = 3
   if "smoke" in v:
-    c.model.width = 2
     c.data.update(sample_ratio=0.004, val_size=64, resolution=8)
-    c.crnas.update(max_blocks=(2, 2, 3, 2), score_batches=2, calib_batches=1)
-    c.model.stage_sizes = (1, 1, 2, 1)
-    c.crnas.backbone = "custom"
-    c.crnas.baseline = (1, 1, 2, 1)
+    c.crnas.update(score_batches=2, calib_batches=1)
+    if mobile:  # groups 2-6 at 1/1/2/1/1 blocks, every channel count rounded up to 8
+      c.model.update(width_mult=0.1, blocks=(1, 1, 1, 2, 1, 1, 1))
+      # Only groups 4 and 6 grow: the two allocations within 1 % (1-1-2-1-1, 1-1-1-1-2).
+      c.crnas.update(baseline=(1, 1, 2, 1, 1), max_blocks=(1, 1, 2, 1, 2))
+    else:
+      c.model.update(width=2, stage_sizes=(1, 1, 2, 1))
+      c.crnas.update(backbone="custom", baseline=(1, 1, 2, 1), max_blocks=(2, 2, 3, 2))
     c.update(batch_size=16, eval_batch_size=32, num_steps=6, log_every_steps=3)
     c.optim.warmup_epochs = 0.0
     c.eval_every_steps = 3
@@ -66,6 +87,9 @@ def experiment(backbone: str, arg: str | None, name: str) -> ml_collections.Conf
 
 
 def baseline_of(cfg) -> tuple[int, ...]:
-  if cfg.backbone == "custom":
+  """Blocks per searched stage of the baseline (the FLOPs the search keeps)."""
+  if cfg.backbone == "custom" or (cfg.backbone == "mobilenetv2" and len(cfg.baseline)):
     return tuple(cfg.baseline)
+  if cfg.backbone == "mobilenetv2":
+    return MOBILENET_BASELINE
   return BASELINES[cfg.backbone]

@@ -13,8 +13,9 @@ Names (model-specific config fields and their defaults in brackets):
 * 'tiny_cnn' [width=8]: 3 conv-BN-ReLU layers, pool, dense; a proxy for tests and benchmarks.
 * 'shufflenetv2' [scale=1.0, units=(4, 8, 4), se=False, stem='cifar']: ShuffleNet V2 (Ma et al.
   2018 Table 5) at scale 0.5 / 1.0 / 1.5 / 2.0; `units` per stage; se=True adds SE to every unit.
-* 'mobilenetv2' [width_mult=1.0, blocks=(1, 2, 3, 4, 3, 3, 1), stem='cifar']: MobileNetV2
-  (Sandler et al. 2018 Table 2) with width multiplier `width_mult`; `blocks` per stage.
+* 'mobilenetv2' [width_mult=1.0, blocks=(1, 2, 3, 4, 3, 3, 1), stem='cifar', dilations=()]:
+  MobileNetV2 (Sandler et al. 2018 Table 2) with width multiplier `width_mult`; `blocks` per
+  stage; `dilations` of every block's depthwise conv (() = all 1; CRNAS's found networks).
 * 'fishnet99', 'fishnet150' [width=64, stem='cifar']: FishNet (Sun et al. 2018), every network
   plane scaled by width / 64 (a multiple of 4).
 
@@ -111,7 +112,12 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "arch": "",
   },
   "shufflenetv2": {"scale": 1.0, "units": (4, 8, 4), "se": False, "stem": "cifar"},
-  "mobilenetv2": {"width_mult": 1.0, "blocks": (1, 2, 3, 4, 3, 3, 1), "stem": "cifar"},
+  "mobilenetv2": {
+    "width_mult": 1.0,
+    "blocks": (1, 2, 3, 4, 3, 3, 1),
+    "stem": "cifar",
+    "dilations": (),
+  },
   "fishnet99": {"width": 64, "stem": "cifar"},
   "fishnet150": {"width": 64, "stem": "cifar"},
   "crnas_resnet": {
@@ -279,12 +285,15 @@ def get_model(name: str, num_classes: int, dtype=jnp.float32, **kwargs) -> nn.Mo
         f"Model 'mobilenetv2': width_mult must be a number > 0, got {mult!r}. "
         "Set config.model.width_mult."
       )
+    blocks = _counts_field(name, "blocks", f["blocks"], 7)
+    dils = f["dilations"]
     return MobileNetV2(
       num_classes,
       width_mult=float(mult),
-      blocks=_counts_field(name, "blocks", f["blocks"], 7),
+      blocks=blocks,
       stem=_stem_field(name, f["stem"]),
       dtype=dt,
+      dilations=_counts_field(name, "dilations", dils, sum(blocks)) if len(dils or ()) else None,
     )
   if name in ("fishnet99", "fishnet150"):
     width = _int_field(name, "width", f["width"], 4)

@@ -20,12 +20,19 @@ deterministic in eval and train modes alike, except WRN's optional dropout).
 first stride-2 stage (c = 24) use stride 1, so a 32x32 input reaches the last stage at 4x4 (an
 8x total reduction instead of 32x). Conventions (init, BN, dtype) are those of
 `jaxml.models.resnet`.
+
+`dilations` (CRNAS's spatial reallocation, Liang et al., ICLR 2020, §3.3; `jaxml.spaces.crnas`):
+one dilation per block, over all blocks in order, applied to the block's 3x3 depthwise conv with
+padding = dilation, so no shape, parameter or multiply-add changes (None: all 1, Table 2's net).
+`InvertedResidual(dilation_choices=...)` is the searched block: ONE depthwise kernel applied
+with the dilation picked per call (`DilatedDepthwiseConv`), with the plain block's variables.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
-from jaxml.models.resnet import batch_norm, check_stem, classifier_head, conv
+from jaxml.models.resnet import batch_norm, check_stem, classifier_head, conv, conv_kernel_init
 
 # Sandler et al. Table 2: (expansion t, output channels c, repeats n, first stride s).
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -40,22 +47,98 @@ def make_divisible(value: float, divisor: int = 8) -> int:
   return rounded + divisor if rounded < 0.9 * value else rounded
 
 
+def group_layout(i: int, width_mult: float, stem: str) -> tuple[int, int, int]:
+  """(expansion t, output channels, first block's stride) of Table 2's group i (0-based)."""
+  t, c, _, s = STAGES[i]
+  if stem == "cifar" and i == 1:
+    s = 1  # the CIFAR stem's second stride-1 change (see the module docstring)
+  return t, make_divisible(c * width_mult), s
+
+
+def stem_channels(width_mult: float) -> int:
+  return make_divisible(STEM_CHANNELS * width_mult)
+
+
+def last_channels(width_mult: float) -> int:
+  return make_divisible(LAST_CHANNELS * max(1.0, width_mult))
+
+
+def mobilenet_stem(x: jnp.ndarray, width_mult: float, stem: str, train: bool, dtype) -> jnp.ndarray:
+  """The 3x3 stem conv + BN + ReLU6 (stride 2; 1 with the CIFAR stem), in the caller's scope."""
+  x = x.astype(dtype)
+  x = conv(stem_channels(width_mult), 3, 1 if stem == "cifar" else 2, dtype, name="stem_conv")(x)
+  return nn.relu6(batch_norm(train, dtype, name="stem_bn")(x))
+
+
+def mobilenet_head(
+  x: jnp.ndarray, width_mult: float, num_classes: int, train: bool, dtype
+) -> jnp.ndarray:
+  """The 1x1 conv to 1280 + BN + ReLU6, global pool and classifier, in the caller's scope."""
+  x = conv(last_channels(width_mult), 1, 1, dtype, name="last_conv")(x)
+  x = nn.relu6(batch_norm(train, dtype, name="last_bn")(x))
+  return classifier_head(x, num_classes)
+
+
+class DilatedDepthwiseConv(nn.Module):
+  """A 3x3 depthwise conv (bias-free, padding = dilation) whose dilation is picked per call from
+  `dilations` by a possibly traced index: one kernel shared by every dilation (CRNAS §3.3's
+  operation supernet). Its one 'kernel' (3, 3, 1, C) is that of `conv(C, 3, stride, groups=C)`,
+  so the plain block with the chosen dilation reads the same weights. Every dilation is
+  computed and the chosen one kept (`jnp.where`: no gather under vmap)."""
+
+  stride: int = 1
+  dilations: tuple[int, ...] = (1, 2, 3)
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, index) -> jnp.ndarray:
+    c = x.shape[-1]
+    kernel = self.param("kernel", conv_kernel_init, (3, 3, 1, c), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    out = None
+    for i, d in enumerate(self.dilations):
+      y = jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        (self.stride, self.stride),
+        ((d, d), (d, d)),
+        rhs_dilation=(d, d),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=c,
+      )
+      out = y if out is None else jnp.where(index == i, y, out)
+    return out
+
+
 class InvertedResidual(nn.Module):
-  """Sandler et al. Table 1: expand (1x1) - depthwise (3x3, stride) - linear project (1x1)."""
+  """Sandler et al. Table 1: expand (1x1) - depthwise (3x3, stride) - linear project (1x1).
+
+  `dilation`: the depthwise conv's dilation; `dilation_choices` (CRNAS supernet): its candidate
+  dilations, chosen per call by `dilation_index` with one shared kernel."""
 
   features: int
   stride: int
   expansion: int
   dtype: jnp.dtype = jnp.float32
+  dilation: int = 1
+  dilation_choices: tuple[int, ...] = ()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, train: bool, dilation_index=None) -> jnp.ndarray:
     hidden = x.shape[-1] * self.expansion
     y = x
     if self.expansion != 1:
       y = conv(hidden, 1, 1, self.dtype, name="expand")(y)
       y = nn.relu6(batch_norm(train, self.dtype, name="expand_bn")(y))
-    y = conv(hidden, 3, self.stride, self.dtype, groups=hidden, name="dw")(y)
+    if self.dilation_choices:
+      if dilation_index is None:
+        raise ValueError("a block with dilation_choices needs dilation_index at call time.")
+      dw = DilatedDepthwiseConv(self.stride, tuple(self.dilation_choices), self.dtype, name="dw")
+      y = dw(y, dilation_index)
+    else:
+      y = conv(
+        hidden, 3, self.stride, self.dtype, groups=hidden, dilation=self.dilation, name="dw"
+      )(y)
     y = nn.relu6(batch_norm(train, self.dtype, name="dw_bn")(y))
     y = conv(self.features, 1, 1, self.dtype, name="project")(y)
     y = batch_norm(train, self.dtype, name="project_bn")(y)  # linear bottleneck: no ReLU
@@ -65,13 +148,15 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-  """MobileNetV2 with width multiplier `width_mult`; `blocks` overrides Table 2's repeats n."""
+  """MobileNetV2 with width multiplier `width_mult`; `blocks` overrides Table 2's repeats n;
+  `dilations` (one per block, all groups in order; None = all 1) those of the depthwise convs."""
 
   num_classes: int
   width_mult: float = 1.0
   blocks: tuple[int, ...] = tuple(s[2] for s in STAGES)
   stem: str = "cifar"
   dtype: jnp.dtype = jnp.float32
+  dilations: tuple[int, ...] | None = None
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -80,19 +165,18 @@ class MobileNetV2(nn.Module):
       raise ValueError(f"width_mult must be > 0, got {self.width_mult!r}.")
     if len(self.blocks) != len(STAGES) or min(self.blocks) < 1:
       raise ValueError(f"blocks must be {len(STAGES)} positive repeat counts, got {self.blocks!r}.")
-    cifar = self.stem == "cifar"
-    x = x.astype(self.dtype)
-    stem = make_divisible(STEM_CHANNELS * self.width_mult)
-    x = conv(stem, 3, 1 if cifar else 2, self.dtype, name="stem_conv")(x)
-    x = nn.relu6(batch_norm(train, self.dtype, name="stem_bn")(x))
-    for i, ((t, c, _, s), n) in enumerate(zip(STAGES, self.blocks, strict=True)):
-      if cifar and i == 1:
-        s = 1  # the CIFAR stem's second stride-1 change (see the module docstring)
-      features = make_divisible(c * self.width_mult)
+    if self.dilations is not None and (
+      len(self.dilations) != sum(self.blocks) or min(self.dilations) < 1
+    ):
+      raise ValueError(f"dilations must be {sum(self.blocks)} integers >= 1, got {self.dilations}.")
+    dilations = iter(self.dilations or (1,) * sum(self.blocks))
+    x = mobilenet_stem(x, self.width_mult, self.stem, train, self.dtype)
+    for i, n in enumerate(self.blocks):
+      t, features, s = group_layout(i, self.width_mult, self.stem)
       for j in range(n):
         name = f"stage{i + 1}_block{j + 1}"
-        x = InvertedResidual(features, s if j == 0 else 1, t, self.dtype, name=name)(x, train)
-    last = make_divisible(LAST_CHANNELS * max(1.0, self.width_mult))
-    x = conv(last, 1, 1, self.dtype, name="last_conv")(x)
-    x = nn.relu6(batch_norm(train, self.dtype, name="last_bn")(x))
-    return classifier_head(x, self.num_classes)
+        block = InvertedResidual(
+          features, s if j == 0 else 1, t, self.dtype, dilation=next(dilations), name=name
+        )
+        x = block(x, train)
+    return mobilenet_head(x, self.width_mult, self.num_classes, train, self.dtype)

@@ -1,5 +1,9 @@
 """The two search spaces of CRNAS (Liang et al., "Computation Reallocation for Object Detection",
-ICLR 2020, arXiv 1912.11234, §3.2-3.3) over the ResNets of `jaxml.models.resnet`.
+ICLR 2020, arXiv 1912.11234, §3.2-3.3) over the ResNets of `jaxml.models.resnet`, and the
+backbone-independent machinery they share with the MobileNetV2 spaces of
+`jaxml.spaces.crnas_mobilenet`: `StageReallocation`, `DilationReallocation` and `CRSupernet` run
+on a small backbone *macro* interface (`_ResNetMacro` documents it: searched stages, analytic
+MACs / params, fixed network, supernet stem / block / head).
 
 **Stage reallocation** (`CRStageSpace`, §3.2). A ResNet has four stages; from stage 2 on each
 stage halves the resolution and doubles the width, so every block after a stage's first costs
@@ -48,8 +52,8 @@ supernet called with an architecture computes exactly the plain ResNet with thos
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -140,13 +144,25 @@ def resnet_params(
 
 @dataclasses.dataclass(frozen=True)
 class _ResNetMacro:
-  """What both spaces share: the ResNet skeleton around the searched choices."""
+  """The ResNet skeleton around the searched choices: the backbone interface both CRNAS spaces
+  and `CRSupernet` use (a MobileNetV2 one is `jaxml.spaces.crnas_mobilenet._MobileNetMacro`).
+
+  The interface: `num_stages` (searched stages), `equal_block_total` (eligibility also asks for
+  the baseline's block total), `searched_stages` (their indices among the network's stages),
+  `all_blocks(sizes)` (blocks of every network stage), `macs_of` / `params_of`,
+  `fixed_network(sizes, dilations)`, `macro()` (the bare, hashable macro) and the supernet hooks
+  `stem`, `block`, `head` (called in the supernet's scope, so variables get the fixed build's
+  names)."""
 
   width: int = 64
   block: str = "basic"
   num_classes: int = 10
   input_size: int = 32
   stem: str = "cifar"
+
+  num_stages: ClassVar[int] = 4
+  equal_block_total: ClassVar[bool] = True
+  searched_stages: ClassVar[tuple[int, ...]] = (0, 1, 2, 3)
 
   @property
   def stage_widths(self) -> tuple[int, ...]:
@@ -160,6 +176,12 @@ class _ResNetMacro:
     if self.width < 1 or self.num_classes < 1 or self.input_size < 1:
       raise ConfigError("CRNAS width, num_classes and input_size must be >= 1")
 
+  def macro(self) -> _ResNetMacro:
+    return _ResNetMacro(**{f.name: getattr(self, f.name) for f in dataclasses.fields(_ResNetMacro)})
+
+  def all_blocks(self, sizes) -> tuple[int, ...]:
+    return tuple(int(n) for n in sizes)
+
   def macs_of(self, sizes, input_size=None, channels=None) -> int:
     widths = self.stage_widths if channels is None else tuple(channels * 2**i for i in range(4))
     size = self.input_size if input_size is None else input_size
@@ -170,7 +192,7 @@ class _ResNetMacro:
     classes = self.num_classes if num_classes is None else num_classes
     return resnet_params(sizes, widths, self.block, classes, self.stem)
 
-  def resnet(self, sizes, dilations=None) -> ResNet:
+  def fixed_network(self, sizes, dilations=None) -> ResNet:
     """The plain ResNet with `sizes` blocks per stage (the spaces' fixed build)."""
     return ResNet(
       stage_sizes=tuple(sizes),
@@ -181,22 +203,33 @@ class _ResNetMacro:
       dilations=None if dilations is None else tuple(dilations),
     )
 
+  def stem_layers(self, x, train: bool, dtype):
+    return resnet_stem(x, self.stage_widths[0], self.stem, train, dtype)
 
-@dataclasses.dataclass(frozen=True)
-class CRStageSpace(_ResNetMacro, SearchSpace):
-  """Stage allocations tau with tau_i in 1..max_blocks[i], sum = sum(baseline), equal FLOPs."""
+  def block_layer(self, stage: int, j: int, name: str, dtype, choices=()) -> nn.Module:
+    stride = 2 if stage > 0 and j == 0 else 1
+    width = self.stage_widths[stage]
+    return BLOCKS[self.block](width, stride, dtype=dtype, dilation_choices=choices, name=name)
 
-  name = "crnas_stage"
-  baseline: tuple[int, ...] = (2, 2, 2, 2)
-  max_blocks: tuple[int, ...] = (5, 5, 5, 5)
-  flops_tolerance: float = 0.01
+  def head_layers(self, x, train: bool, dtype):
+    del train, dtype
+    return classifier_head(x, self.num_classes)
+
+
+class StageReallocation(SearchSpace):
+  """CRNAS §3.2's stage space over a backbone macro (see `_ResNetMacro` for the interface).
+
+  Concrete spaces are frozen dataclasses mixing a macro with this and declaring `baseline`,
+  `max_blocks` and `flops_tolerance`. tau_i in 1..max_blocks[i]; eligible: MACs within
+  `flops_tolerance` of the baseline's and, when the macro has `equal_block_total` (ResNets),
+  sum tau = sum baseline."""
 
   def __post_init__(self):
     self._check_macro()
-    b, t = tuple(self.baseline), tuple(self.max_blocks)
-    if len(b) != 4 or len(t) != 4 or min(b) < 1 or min(t) < 1:
+    b, t, n = tuple(self.baseline), tuple(self.max_blocks), self.num_stages
+    if len(b) != n or len(t) != n or min(b) < 1 or min(t) < 1:
       raise ConfigError(
-        f"CRNAS stage space: baseline and max_blocks are 4 integers >= 1, got {b}, {t}"
+        f"CRNAS stage space: baseline and max_blocks are {n} integers >= 1, got {b}, {t}"
       )
     if any(bi > ti for bi, ti in zip(b, t, strict=True)):
       raise ConfigError(f"CRNAS stage space: baseline {b} exceeds the supernet's blocks {t}")
@@ -211,10 +244,10 @@ class CRStageSpace(_ResNetMacro, SearchSpace):
     return np.asarray(self.max_blocks, np.int32)
 
   def describe_position(self, i: int) -> str:
-    return f"stage {i + 1} blocks - 1"
+    return f"stage {self.searched_stages[i] + 1} blocks - 1"
 
   def allocation(self, enc) -> tuple[int, ...]:
-    """tau (blocks per stage) of one encoding."""
+    """tau (blocks per searched stage) of one encoding."""
     return tuple(v + 1 for v in self.as_arch(enc))
 
   def encode(self, tau: Sequence[int]) -> np.ndarray:
@@ -223,35 +256,35 @@ class CRStageSpace(_ResNetMacro, SearchSpace):
     self.validate(enc)
     return enc.astype(np.int32)
 
-  # FLOPs are linear in tau (see the module docstring): base + sum_i enc_i * regular_i.
+  # MACs are linear in tau (see the module docstring): base + sum_i enc_i * regular_i.
   def _linear_macs(self) -> tuple[int, np.ndarray]:
-    ones = (1, 1, 1, 1)
-    base = self.macs_of(ones)
-    regular = np.array(
-      [self.macs_of(tuple(1 + (i == s) for i in range(4))) - base for s in range(4)], np.int64
-    )
-    return base, regular
+    n = self.num_stages
+    base = self.macs_of((1,) * n)
+    regular = [self.macs_of(tuple(1 + (i == s) for i in range(n))) - base for s in range(n)]
+    return base, np.asarray(regular, np.int64)
 
   def is_valid(self, enc: jax.Array) -> jax.Array:
-    """Eligible: sum tau = N and MACs within `flops_tolerance` of the baseline's (jittable)."""
+    """Eligible: MACs within `flops_tolerance` of the baseline's (and sum tau = N if the macro
+    keeps the block total), jittable."""
     enc = jnp.asarray(enc, jnp.int32)
     base, regular = self._linear_macs()
     base, target = float(base), float(self.macs_of(self.baseline))  # Python ints overflow int32
     # float32 (JAX's default; no int64): its relative error 6e-8 is far below the tolerance.
     macs = base + jnp.sum(enc.astype(jnp.float32) * jnp.asarray(regular, jnp.float32), -1)
-    close = jnp.abs(macs - target) <= self.flops_tolerance * target
-    return (jnp.sum(enc + 1, -1) == self.total_blocks) & close
+    ok = jnp.abs(macs - target) <= self.flops_tolerance * target
+    if self.equal_block_total:
+      ok = ok & (jnp.sum(enc + 1, -1) == self.total_blocks)
+    return ok
 
   def eligible(self) -> np.ndarray:
-    """int32[M, 4]: every eligible encoding, in mixed-radix order (checked exactly on the host)."""
+    """int32[M, stages]: every eligible encoding, in mixed-radix order (exact int64 MACs)."""
+    grid = self.enumerate().astype(np.int64)
+    base, regular = self._linear_macs()
     target = self.macs_of(self.baseline)
-    rows = []
-    for tau in itertools.product(*(range(1, t + 1) for t in self.max_blocks)):
-      if sum(tau) == self.total_blocks and abs(self.macs_of(tau) - target) <= (
-        self.flops_tolerance * target
-      ):
-        rows.append(np.asarray(tau) - 1)
-    return np.asarray(rows, np.int32).reshape(-1, 4)
+    ok = np.abs(base + grid @ regular - target) <= self.flops_tolerance * target
+    if self.equal_block_total:
+      ok &= (grid + 1).sum(1) == self.total_blocks
+    return grid[ok].astype(np.int32).reshape(-1, self.num_stages)
 
   def sample(self, key: jax.Array, n: int) -> jax.Array:
     """n allocations drawn uniformly from the eligible ones."""
@@ -267,12 +300,13 @@ class CRStageSpace(_ResNetMacro, SearchSpace):
     return "-".join(str(t) for t in self.allocation(enc))
 
   def from_string(self, s: str) -> np.ndarray:
+    example = "-".join(str(b) for b in self.baseline)
     try:
       tau = [int(p) for p in str(s).split("-")]
     except ValueError as e:
-      raise ConfigError(f"CRNAS allocation must look like '2-2-2-2', got {s!r}") from e
-    if len(tau) != 4:
-      raise ConfigError(f"CRNAS allocation must have 4 stages, got {s!r}")
+      raise ConfigError(f"CRNAS allocation must look like {example!r}, got {s!r}") from e
+    if len(tau) != self.num_stages:
+      raise ConfigError(f"CRNAS allocation must have {self.num_stages} stages, got {s!r}")
     return self.encode(tau)
 
   def flops(self, enc, input_size: int | None = None, channels: int | None = None):
@@ -285,32 +319,34 @@ class CRStageSpace(_ResNetMacro, SearchSpace):
 
   def network(self, arch=None) -> nn.Module:
     if arch is not None:
-      return self.resnet(self.allocation(arch))
-    return CRSupernet(
-      self.max_blocks, self.stage_widths, self.num_classes, self.block, self.stem, "stage"
-    )
+      return self.fixed_network(self.all_blocks(self.allocation(arch)))
+    return CRSupernet(self.macro(), self.all_blocks(self.max_blocks), "stage")
 
 
-@dataclasses.dataclass(frozen=True)
-class CRDilationSpace(_ResNetMacro, SearchSpace):
-  """Dilation index (into `dilations`) of every block's searchable 3x3 conv, for one allocation."""
-
-  name = "crnas_dilation"
-  allocation: tuple[int, ...] = (2, 2, 2, 2)
-  dilations: tuple[int, ...] = DILATIONS
+class DilationReallocation(SearchSpace):
+  """CRNAS §3.3's spatial space over a backbone macro: the dilation index (into `dilations`) of
+  every block's searchable 3x3 conv, for one allocation (blocks of the searched stages; the
+  macro's `all_blocks` adds any fixed ones). Concrete spaces declare `allocation`, `dilations`."""
 
   def __post_init__(self):
     self._check_macro()
-    if len(self.allocation) != 4 or min(self.allocation) < 1:
-      raise ConfigError(f"CRNAS allocation must be 4 integers >= 1, got {self.allocation}")
+    if len(self.allocation) != self.num_stages or min(self.allocation) < 1:
+      raise ConfigError(
+        f"CRNAS allocation must be {self.num_stages} integers >= 1, got {self.allocation}"
+      )
     if len(self.dilations) < 1 or min(self.dilations) < 1:
       raise ConfigError(f"CRNAS dilations must be integers >= 1, got {self.dilations}")
 
+  @property
+  def network_blocks(self) -> tuple[int, ...]:
+    return self.all_blocks(self.allocation)
+
   def bounds(self) -> np.ndarray:
-    return np.full((sum(self.allocation),), len(self.dilations), np.int32)
+    return np.full((sum(self.network_blocks),), len(self.dilations), np.int32)
 
   def block_names(self) -> list[str]:
-    return [f"stage{i + 1}_block{j + 1}" for i, n in enumerate(self.allocation) for j in range(n)]
+    blocks = self.network_blocks
+    return [f"stage{i + 1}_block{j + 1}" for i, n in enumerate(blocks) for j in range(n)]
 
   def describe_position(self, i: int) -> str:
     return f"dilation of {self.block_names()[i]}"
@@ -319,9 +355,9 @@ class CRDilationSpace(_ResNetMacro, SearchSpace):
     return tuple(self.dilations[v] for v in self.as_arch(enc))
 
   def to_string(self, enc) -> str:
-    """Dilations per stage, e.g. '1,1|1,2|2,3|3,3'."""
+    """Dilations per network stage, e.g. '1,1|1,2|2,3|3,3'."""
     d = iter(self.dilation_values(enc))
-    return "|".join(",".join(str(next(d)) for _ in range(n)) for n in self.allocation)
+    return "|".join(",".join(str(next(d)) for _ in range(n)) for n in self.network_blocks)
 
   def from_string(self, s: str) -> np.ndarray:
     stages = str(s).split("|")
@@ -329,8 +365,8 @@ class CRDilationSpace(_ResNetMacro, SearchSpace):
       values = [[int(v) for v in st.split(",")] for st in stages]
     except ValueError as e:
       raise ConfigError(f"CRNAS dilations must look like '1,1|1,2|2,3|3,3', got {s!r}") from e
-    if [len(v) for v in values] != list(self.allocation):
-      raise ConfigError(f"CRNAS dilations {s!r} do not match the allocation {self.allocation}")
+    if [len(v) for v in values] != list(self.network_blocks):
+      raise ConfigError(f"CRNAS dilations {s!r} do not match the blocks {self.network_blocks}")
     flat = [v for st in values for v in st]
     bad = [v for v in flat if v not in self.dilations]
     if bad:
@@ -345,68 +381,76 @@ class CRDilationSpace(_ResNetMacro, SearchSpace):
 
   def network(self, arch=None) -> nn.Module:
     if arch is not None:
-      return self.resnet(self.allocation, self.dilation_values(arch))
-    return CRSupernet(
-      self.allocation,
-      self.stage_widths,
-      self.num_classes,
-      self.block,
-      self.stem,
-      "dilation",
-      tuple(self.dilations),
-    )
+      return self.fixed_network(self.network_blocks, self.dilation_values(arch))
+    return CRSupernet(self.macro(), self.network_blocks, "dilation", tuple(self.dilations))
+
+
+@dataclasses.dataclass(frozen=True)
+class CRStageSpace(_ResNetMacro, StageReallocation):
+  """ResNet stage allocations tau: tau_i in 1..max_blocks[i], sum = sum(baseline), equal FLOPs."""
+
+  name = "crnas_stage"
+  baseline: tuple[int, ...] = (2, 2, 2, 2)
+  max_blocks: tuple[int, ...] = (5, 5, 5, 5)
+  flops_tolerance: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class CRDilationSpace(_ResNetMacro, DilationReallocation):
+  """Dilation index (into `dilations`) of every ResNet block's searchable 3x3 conv."""
+
+  name = "crnas_dilation"
+  allocation: tuple[int, ...] = (2, 2, 2, 2)
+  dilations: tuple[int, ...] = DILATIONS
 
 
 class CRSupernet(nn.Module):
-  """The array build of both CRNAS spaces (variables named as `ResNet`'s).
+  """The array build of the CRNAS spaces of any macro (variables named as its fixed build's).
 
-  search='stage': `encoding` int[4] = tau - 1; stage i runs its `stage_blocks[i]` blocks and
-  keeps the output after tau_i of them. search='dilation': `stage_blocks` is the allocation,
-  `encoding` int[sum] the dilation index of every block's searchable conv.
+  `stage_blocks`: the blocks of every network stage. search='stage': `encoding` int[searched
+  stages] = tau - 1; a searched stage runs its `stage_blocks[i]` blocks and keeps the output
+  after tau_i of them. search='dilation': `encoding` int[sum stage_blocks] is the dilation index
+  of every block's searchable conv.
   """
 
+  macro: object  # a backbone macro (`_ResNetMacro` interface), frozen and hashable
   stage_blocks: tuple[int, ...]
-  stage_widths: tuple[int, ...]
-  num_classes: int
-  block: str = "basic"
-  stem: str = "cifar"
   search: str = "stage"
   dilations: tuple[int, ...] = DILATIONS
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False, encoding=None) -> jnp.ndarray:
+    searched = self.macro.searched_stages
     bounds = (
-      np.asarray(self.stage_blocks, np.int32)
+      np.asarray([self.stage_blocks[i] for i in searched], np.int32)
       if self.search == "stage"
       else np.full((sum(self.stage_blocks),), len(self.dilations), np.int32)
     )
     encoding = check_call(f"crnas_{self.search}", None, encoding, bounds)
-    x = resnet_stem(x, self.stage_widths[0], self.stem, train, self.dtype)
+    x = self.macro.stem_layers(x, train, self.dtype)
     position = 0
-    for i, (size, width) in enumerate(zip(self.stage_blocks, self.stage_widths, strict=True)):
+    for i, size in enumerate(self.stage_blocks):
       prefixes = []
       for j in range(size):
-        stride = 2 if i > 0 and j == 0 else 1
         name = f"stage{i + 1}_block{j + 1}"
         if self.search == "dilation":
-          block = BLOCKS[self.block](
-            width, stride, dtype=self.dtype, dilation_choices=self.dilations, name=name
-          )
+          block = self.macro.block_layer(i, j, name, self.dtype, self.dilations)
           x = block(x, train, dilation_index=encoding[position])
           position += 1
         else:
-          x = BLOCKS[self.block](width, stride, dtype=self.dtype, name=name)(x, train)
+          x = self.macro.block_layer(i, j, name, self.dtype)(x, train)
           prefixes.append(x)
-      if self.search == "stage":
-        x = select(prefixes, encoding[i])
-    return classifier_head(x, self.num_classes)
+      if self.search == "stage" and i in searched:
+        x = select(prefixes, encoding[searched.index(i)])
+    return self.macro.head_layers(x, train, self.dtype)
 
 
 def stage_space_for(
   backbone: str, max_blocks: Sequence[int], width: int, num_classes: int, input_size: int, stem
 ) -> CRStageSpace:
-  """The stage space of a named baseline ('resnet18', 'resnet50', 'resnet101')."""
+  """The stage space of a named ResNet baseline ('resnet18', 'resnet50', 'resnet101'); the
+  MobileNetV2 one is `jaxml.spaces.crnas_mobilenet.CRMobileStageSpace`."""
   if backbone not in BASELINES:
     raise ConfigError(f"CRNAS backbone {backbone!r}; valid: {', '.join(BASELINES)}")
   return CRStageSpace(

@@ -1,15 +1,19 @@
-"""CRNAS end to end on tiny data (both experiment files' `smoke`): outputs, equal FLOPs, the beam,
-kill / resume equality across the phases, refused configs, and the retrain config."""
+"""CRNAS end to end on tiny data (every experiment file's `smoke`): outputs, equal FLOPs, the
+beam, kill / resume equality across the phases, refused configs, and the retrain config (with
+the found MobileNetV2 built from summary.json's overrides)."""
 
+import ast
 import json
+import shlex
 
 import numpy as np
 import pytest
 from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save, set_path
 
-from jaxml import config_cli, main
+from jaxml import config_cli, main, models
 from jaxml.errors import ConfigError
 from jaxml.methods import crnas
+from jaxml.spaces import count_macs
 
 pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
 
@@ -104,6 +108,45 @@ def test_resnet50_smoke_searches_bottlenecks(tiny, tmp_path):
   assert _read(tmp_path / "stage_supernet", "config.json")["model"]["block"] == "bottleneck"
   assert summary["found_macs"] == summary["baseline_macs"]
   assert len(summary["found_dilations"]) == 5
+
+
+def test_mobilenetv2_smoke_searches_and_its_overrides_build_the_found_network(tiny, tmp_path):
+  summary = main.run_experiment(tiny("mobilenetv2_cifar10.py"), str(tmp_path / "search"))
+  stage = _read(tmp_path / "search", "stage_scores.json")
+  # 1/1/2/1/1 at 8 px, width 0.1: one other allocation within 1 % (in a 1/1/2/1/2 supernet).
+  assert sorted(stage["allocations"]) == ["1-1-1-1-2", "1-1-2-1-1"]
+  assert stage["allocations"][0] == "-".join(map(str, summary["found_allocation"]))
+  assert abs(summary["macs_ratio"] - 1) <= 0.01
+  blocks = (1, *summary["found_allocation"], 1)
+  assert len(summary["found_dilations"]) == sum(blocks)  # groups 1 and 7 too
+  assert len(_read(tmp_path / "search", "beam.json")["blocks"]) == sum(blocks)
+  # summary.json's overrides on the retrain config it names build the found network ...
+  arg = summary["retrain_config"].split(":")[1]
+  c = config_cli.load_config_file(f"{CONFIGS / 'retrain_cifar10.py'}:smoke,{arg}")
+  for flag in shlex.split(summary["retrain_overrides"]):
+    key, value = flag.removeprefix("--config.").split("=", 1)
+    set_path(c, key, ast.literal_eval(value))
+  net = models.model_from_config(c.model, 10)
+  assert net.blocks == blocks and net.dilations == tuple(summary["found_dilations"])
+  assert count_macs(net, np.zeros((1, 8, 8, 3), np.float32), train=False) == summary["found_macs"]
+  # ... in a valid `train` config (training it is the plain MobileNetV2 path, tested elsewhere).
+  main.get_method(c.method).validate_config(c)
+
+
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
+    ({"model.blocks": (1, 2, 3, 4, 3, 3, 1)}, "model.blocks"),
+    ({"crnas.baseline": (1, 1, 2, 1)}, "crnas.baseline"),
+    ({"crnas.max_blocks": (2, 2, 3, 2)}, "max_blocks"),
+    ({"model.block": "basic"}, "block"),  # a ResNet field
+    ({"model.name": "crnas_resnet"}, "model.name"),
+  ],
+)
+def test_bad_mobilenetv2_config_is_refused(tiny, tmp_path, overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    main.run_experiment(tiny("mobilenetv2_cifar10.py", **overrides), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
