@@ -25,14 +25,14 @@ first stride-2 stage (c = 24) use stride 1, so a 32x32 input reaches the last st
 one dilation per block, over all blocks in order, applied to the block's 3x3 depthwise conv with
 padding = dilation, so no shape, parameter or multiply-add changes (None: all 1, Table 2's net).
 `InvertedResidual(dilation_choices=...)` is the searched block: ONE depthwise kernel applied
-with the dilation picked per call (`DilatedDepthwiseConv`), with the plain block's variables.
+with the dilation picked per call (`resnet.DilatedConv` with groups = channels), with the plain
+block's variables.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from jaxml.models.resnet import batch_norm, check_stem, classifier_head, conv, conv_kernel_init
+from jaxml.models.resnet import DilatedConv, batch_norm, check_stem, classifier_head, conv
 
 # Sandler et al. Table 2: (expansion t, output channels c, repeats n, first stride s).
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -79,37 +79,6 @@ def mobilenet_head(
   return classifier_head(x, num_classes)
 
 
-class DilatedDepthwiseConv(nn.Module):
-  """A 3x3 depthwise conv (bias-free, padding = dilation) whose dilation is picked per call from
-  `dilations` by a possibly traced index: one kernel shared by every dilation (CRNAS §3.3's
-  operation supernet). Its one 'kernel' (3, 3, 1, C) is that of `conv(C, 3, stride, groups=C)`,
-  so the plain block with the chosen dilation reads the same weights. Every dilation is
-  computed and the chosen one kept (`jnp.where`: no gather under vmap)."""
-
-  stride: int = 1
-  dilations: tuple[int, ...] = (1, 2, 3)
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray, index) -> jnp.ndarray:
-    c = x.shape[-1]
-    kernel = self.param("kernel", conv_kernel_init, (3, 3, 1, c), jnp.float32)
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    out = None
-    for i, d in enumerate(self.dilations):
-      y = jax.lax.conv_general_dilated(
-        x,
-        kernel,
-        (self.stride, self.stride),
-        ((d, d), (d, d)),
-        rhs_dilation=(d, d),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=c,
-      )
-      out = y if out is None else jnp.where(index == i, y, out)
-    return out
-
-
 class InvertedResidual(nn.Module):
   """Sandler et al. Table 1: expand (1x1) - depthwise (3x3, stride) - linear project (1x1).
 
@@ -133,7 +102,8 @@ class InvertedResidual(nn.Module):
     if self.dilation_choices:
       if dilation_index is None:
         raise ValueError("a block with dilation_choices needs dilation_index at call time.")
-      dw = DilatedDepthwiseConv(self.stride, tuple(self.dilation_choices), self.dtype, name="dw")
+      choices = tuple(self.dilation_choices)
+      dw = DilatedConv(hidden, 3, self.stride, choices, self.dtype, groups=hidden, name="dw")
       y = dw(y, dilation_index)
     else:
       y = conv(

@@ -91,10 +91,11 @@ class DilatedConv(nn.Module):
   by an integer index that may be traced: the operation supernet of CRNAS (Liang et al., ICLR
   2020, §3.3), one kernel shared by every dilation.
 
-  Its variables are those of `conv(features, kernel, stride, dtype, dilation=d, name=...)`
-  (one 'kernel' of shape (k, k, C_in, features)), so a fixed network that uses `conv` with the
-  chosen dilation reads the same weights. Every dilation is computed and the chosen one kept
-  with a `jnp.where` chain (no gather under vmap; the others get no gradient).
+  Its variables are those of `conv(features, kernel, stride, dtype, groups, dilation=d, ...)`
+  (one 'kernel' of shape (k, k, C_in / groups, features); groups = C_in is MobileNetV2's
+  depthwise conv), so a fixed network that uses `conv` with the chosen dilation reads the same
+  weights. Every dilation is computed and the chosen one kept with a `jnp.where` chain (no
+  gather under vmap; the others get no gradient).
   """
 
   features: int
@@ -102,11 +103,12 @@ class DilatedConv(nn.Module):
   stride: int = 1
   dilations: tuple[int, ...] = (1, 2, 3)
   dtype: jnp.dtype = jnp.float32
+  groups: int = 1
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, index) -> jnp.ndarray:
     k = self.kernel
-    shape = (k, k, x.shape[-1], self.features)
+    shape = (k, k, x.shape[-1] // self.groups, self.features)
     kernel = self.param("kernel", conv_kernel_init, shape, jnp.float32)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     out = None
@@ -119,6 +121,7 @@ class DilatedConv(nn.Module):
         ((pad, pad), (pad, pad)),
         rhs_dilation=(d, d),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=self.groups,
       )
       out = y if out is None else jnp.where(index == i, y, out)
     return out

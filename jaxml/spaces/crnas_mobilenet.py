@@ -20,7 +20,7 @@ ResNets keep theirs: sum tau = N and within the tolerance).
 **Spatial reallocation** (`CRMobileDilationSpace`). Every inverted-residual block's 3x3
 depthwise conv (groups 1 and 7 included) takes a dilation in {1, 2, 3} (padding = dilation, so
 no shape, parameter or MAC changes), with ONE shared depthwise kernel in the supernet
-(`jaxml.models.mobilenet.DilatedDepthwiseConv`; why one kernel: `jaxml.spaces.crnas`).
+(`jaxml.models.resnet.DilatedConv` with groups = channels; why one kernel: `jaxml.spaces.crnas`).
 Encoding int32[sum of all seven groups' blocks]; notation '1|1,2|...' per group.
 
 The fixed build is the plain `MobileNetV2(blocks=(1, *tau, 1), dilations=...)`; the array build
