@@ -4,7 +4,7 @@
 
 import ml_collections
 
-from jaxml import configs
+from jaxml import configs, models
 from jaxml.spaces.crnas import BASELINES, BLOCK_OF, DILATIONS
 from jaxml.spaces.crnas_mobilenet import MOBILENET_BASELINE
 
@@ -93,3 +93,70 @@ def baseline_of(cfg) -> tuple[int, ...]:
   if cfg.backbone == "mobilenetv2":
     return MOBILENET_BASELINE
   return BASELINES[cfg.backbone]
+
+
+def validate_config(config) -> None:
+  cr, check = config.crnas, configs.check
+  check(cr.backbone in BACKBONES, f"crnas.backbone={cr.backbone!r}; valid: {', '.join(BACKBONES)}")
+  mobile = cr.backbone == "mobilenetv2"
+  stages = 5 if mobile else 4
+  if cr.backbone == "custom" or (mobile and len(cr.baseline)):
+    check(
+      len(cr.baseline) == stages and min(cr.baseline) >= 1,
+      f"crnas.baseline={tuple(cr.baseline)} must be {stages} block counts >= 1 for "
+      f"crnas.backbone={cr.backbone!r}",
+    )
+  family = "mobilenetv2" if mobile else "crnas_resnet"
+  check(
+    config.model.name == family,
+    f"crnas.backbone={cr.backbone!r} searches the {family!r} family: model.name must be "
+    f"{family!r} (got {config.model.name!r})",
+  )
+  configs.validate_training_config(config)
+  models.model_from_config(config.model, 10)  # unknown fields (e.g. a ResNet's block) refused
+  base = baseline_of(cr)
+  if mobile:
+    check(
+      tuple(config.model.blocks) == (1, *base, 1),
+      f"model.blocks={tuple(config.model.blocks)} must be the baseline (1, *{base}, 1) (the "
+      "FLOPs the search keeps; groups 1 and 7 keep one block)",
+    )
+  else:
+    check(
+      tuple(config.model.stage_sizes) == base,
+      f"model.stage_sizes={tuple(config.model.stage_sizes)} must be the baseline allocation "
+      f"{base} (the FLOPs the search keeps)",
+    )
+  if cr.backbone in BLOCK_OF:
+    want = BLOCK_OF[cr.backbone]
+    check(config.model.block == want, f"crnas.backbone={cr.backbone!r} has {want!r} blocks")
+  check(len(config.model.dilations) == 0, "crnas searches the dilations: model.dilations = ()")
+  check(config.model.dtype == "float32", "crnas: the supernets are float32 only")
+  check(config.population.size == 1, "crnas trains one supernet: population.size = 1")
+  check(
+    cr.stage_sampling in STAGE_SAMPLINGS,
+    f"crnas.stage_sampling={cr.stage_sampling!r}; valid: {', '.join(STAGE_SAMPLINGS)}",
+  )
+  check(
+    len(cr.max_blocks) == stages
+    and all(int(t) >= b for t, b in zip(cr.max_blocks, base, strict=True)),
+    f"crnas.max_blocks={tuple(cr.max_blocks)} must be {stages} counts >= the baseline {base}",
+  )
+  d = tuple(cr.dilations)
+  check(
+    len(d) >= 1 and min(d) >= 1 and len(set(d)) == len(d),
+    f"crnas.dilations={d} must be distinct integers >= 1",
+  )
+  check(1 <= cr.beam_size <= 64, f"crnas.beam_size must be in 1..64, got {cr.beam_size}")
+  check(cr.score_batches >= 1, f"crnas.score_batches must be >= 1, got {cr.score_batches}")
+  check(cr.calib_batches >= 0, f"crnas.calib_batches must be >= 0, got {cr.calib_batches}")
+  check(cr.paths_per_chunk >= 0, "crnas.paths_per_chunk must be >= 0")
+  check(cr.flops_tolerance >= 0, "crnas.flops_tolerance must be >= 0")
+  check(config.data.val_size > 0, "crnas scores architectures on the val split: data.val_size > 0")
+  val_batches = -(-config.data.val_size // config.eval_batch_size)
+  check(
+    cr.score_batches <= val_batches,
+    f"crnas.score_batches={cr.score_batches} exceeds the {val_batches} val batches "
+    f"(data.val_size={config.data.val_size}, eval_batch_size={config.eval_batch_size}): "
+    "one random completion per val mini-batch needs that many",
+  )
