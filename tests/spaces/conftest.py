@@ -142,3 +142,21 @@ def fixed_apply():
 @pytest.fixture
 def jit_fast():
   return fast_jit
+
+
+def check_costs_match_counters(space, enc, x) -> None:
+  """`space.flops` / `space.params` of `enc` equal the jaxpr counters on its fixed build."""
+  from jaxml.metrics.flops import count_flops
+  from jaxml.spaces import count_macs, count_params
+
+  net = space.network(enc)
+  variables = jax.eval_shape(lambda: net.init(jax.random.key(0), x, train=False))
+  flops = count_flops(lambda v: net.apply(v, x, train=False), variables)
+  assert flops == 2 * (space.flops(enc) - space.num_classes)  # the dense bias is no FLOP
+  assert count_macs(net, x, train=False) == space.flops(enc)
+  assert count_params(variables["params"]) == space.params(enc)
+
+
+@pytest.fixture
+def costs_match_counters():
+  return check_costs_match_counters

@@ -9,7 +9,6 @@ import pytest
 
 import jaxml.models  # noqa: F401  (imports jaxml.spaces in the order the package expects)
 from jaxml.errors import ConfigError
-from jaxml.metrics.flops import count_flops
 from jaxml.models.mobilenet import MobileNetV2
 from jaxml.spaces import count_macs, count_params
 from jaxml.spaces.crnas_mobilenet import (
@@ -61,17 +60,11 @@ def test_every_eligible_allocation_is_within_one_percent_of_the_baseline_macs(
 
 
 @pytest.mark.parametrize("stem,size", [("cifar", 8), ("imagenet", 32)])
-def test_analytic_macs_and_params_match_the_counters(stem, size):
+def test_analytic_macs_and_params_match_the_counters(stem, size, costs_match_counters):
   space = CRMobileStageSpace(width_mult=0.1, input_size=size, stem=stem, max_blocks=(3, 3, 5, 3, 3))
   x = jnp.zeros((1, size, size, 3))
   for tau in (MOBILENET_BASELINE, (1, 1, 1, 1, 1), (3, 2, 5, 1, 3)):
-    enc = space.encode(tau)
-    net = space.network(enc)
-    variables = jax.eval_shape(lambda n=net: n.init(jax.random.key(0), x, train=False))
-    flops = count_flops(lambda v, n=net: n.apply(v, x, train=False), variables)
-    assert flops == 2 * (space.flops(enc) - space.num_classes)  # the dense bias is no FLOP
-    assert count_macs(net, x, train=False) == space.flops(enc)
-    assert count_params(variables["params"]) == space.params(enc)
+    costs_match_counters(space, space.encode(tau), x)
   dilated = MobileNetV2(10, width_mult=0.1, stem=stem, dilations=(3,) * 17)
   assert count_macs(dilated, x, train=False) == space.flops(space.encode(MOBILENET_BASELINE))
 
