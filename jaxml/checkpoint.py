@@ -60,6 +60,14 @@ def _abstract(x) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct(np.shape(x), jax.dtypes.canonicalize_dtype(np.result_type(x)))
 
 
+def abstract_tree(tree):
+  """The shapes, dtypes and shardings of a state's arrays (jax or numpy, dtypes kept as they
+  are): the target `restore_latest` restores a saved state of that structure into."""
+  return jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
+  )
+
+
 def _is_key(x) -> bool:
   return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 

@@ -27,6 +27,13 @@ from jaxml.population import CopyState, Population, to_host
 from jaxml.training import EvalInputs, StepInputs
 
 
+def init_seed(seed: int, offset: int = 0) -> int:
+  """The integer seed of a run's initial weights (`training.param_key`): copy i of a fresh
+  population draws from init_seed(seed, offset) + 1 + i (all from init_seed(...) under
+  `same_init`); EcoNAS's network n from init_seed(seed, n)."""
+  return seed * 7919 + 1000 + offset
+
+
 class Engine:
   """Mapped train / eval steps of one model for K copies, plus the data they read.
 
@@ -42,6 +49,11 @@ class Engine:
     seed: the run's seed; the data order and each copy's randomness derive from it.
     augment_fn / loss_fn: the method's hooks (`training.make_train_step`).
     aux_init: a fresh copy's per-copy accumulators (`CopyState.aux`).
+    train_step: the single-copy train step `(state, StepInputs, *step_args) -> (state,
+      metrics)`; None builds `training.make_train_step` from the arguments above. A method with
+      its own update rule passes it here (DARTS's bilevel step).
+    step_args: arrays every call of `train_step` gets after its inputs, replicated on every
+      device (e.g. DARTS's alpha split).
   """
 
   def __init__(
@@ -64,6 +76,8 @@ class Engine:
     augment_fn: Callable | None = None,
     loss_fn: Callable | None = None,
     aux_init: Any = None,
+    train_step: Callable | None = None,
+    step_args: tuple = (),
   ):
     self.pop = population
     self.model, self.tx = model, tx
@@ -79,7 +93,7 @@ class Engine:
     common = dict(
       num_classes=num_classes, resolution=resolution, dtype=dtype, data_axis=population.data_axis
     )
-    step_fn = training.make_train_step(
+    step_fn = train_step or training.make_train_step(
       model,
       tx,
       batch_size=batch_size,
@@ -92,7 +106,9 @@ class Engine:
     # The single-copy steps, and the same mapped over every copy and device.
     self.train_step_one = step_fn
     self.eval_step_one = training.make_eval_step(model, **common)
-    self.train_step = population.map(step_fn, (0, StepInputs.axes(same_batch)), (0,))
+    in_axes = (0, StepInputs.axes(same_batch), *(None,) * len(step_args))
+    self.train_step = population.map(step_fn, in_axes, (0,))
+    self.step_args = population.put_replicated(tuple(step_args))
     self.eval_step = population.map(self.eval_step_one, (0, EvalInputs.axes()))
     self._eval_single = population.jit(self.eval_step_one)
 
@@ -137,7 +153,7 @@ class Engine:
     ResNet-8). Each copy's own stream (`rng`, for crops, augmentation, dropout) stays threefry.
     """
     k = self.pop.size
-    seed = self.seed * 7919 + 1000 + seed_offset
+    seed = init_seed(self.seed, seed_offset)
     pseeds = [seed] * k if same_init else [seed + 1 + i for i in range(k)]
     pkeys = np.stack([jax.random.key_data(training.param_key(s)) for s in pseeds])
     rkeys = jax.random.split(jax.random.fold_in(jax.random.key(self.seed), 2), k)
@@ -187,7 +203,7 @@ class Engine:
 
   def step(self, pop: CopyState, hparams, shared, step: int):
     """One train step of every copy: (new population, per-copy metrics)."""
-    return self.train_step(pop, self.step_inputs(hparams, shared, step))
+    return self.train_step(pop, self.step_inputs(hparams, shared, step), *self.step_args)
 
   def evaluate(self, pop: CopyState, split: str, hparams=None) -> dict[str, np.ndarray]:
     """Per-copy accuracy and loss on `split`, all copies and batches in one compiled call."""

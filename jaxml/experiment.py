@@ -30,12 +30,6 @@ from jaxml.population import Population, nonfinite_copies, to_host
 SPLITS = ("val", "test")
 
 
-def _abstract(tree):
-  return jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
-  )
-
-
 def load_datasets(data_cfg: ml_collections.ConfigDict, seed: int):
   """`build_datasets`, checking per-class counts only for a copy found by the default search.
 
@@ -75,11 +69,18 @@ class PopulationRun:
   """A population run directory: config, data, the `Engine`, checkpoints and metrics writer."""
 
   def __init__(
-    self, config: ml_collections.ConfigDict, workdir: str, controller=None, trunk: str = ""
+    self,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    controller=None,
+    trunk: str = "",
+    eval_splits: tuple[str, ...] = SPLITS,
   ):
     """`controller` (see `jaxml.trunks.Controller`) supplies the engine hooks (augment_fn,
-    loss_fn, aux_init); None for plain training. `trunk` names the config block whose
-    `trunk_steps` / `trunk_epochs` set a controller's trunk (e.g. 'ohl'): `self.trunk_steps`."""
+    loss_fn, aux_init); None when the method has none. `trunk` names the config block whose
+    `trunk_steps` / `trunk_epochs` set a controller's trunk (e.g. 'ohl'): `self.trunk_steps`.
+    `eval_splits`: the splits the engine evaluates (val rewards the copies; a study whose ground
+    truth is a table leaves 'test' out, a search never scores it)."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
     # Everything that can refuse the run (data, sizes, the model) comes before the first file is
@@ -116,7 +117,7 @@ class PopulationRun:
     hook = lambda name: getattr(controller, name, None)
     self._engine_args = dict(
       train=(self.data.train.images, self.data.train.labels),
-      eval_sets={s: (getattr(self.data, s).images, getattr(self.data, s).labels) for s in SPLITS},
+      eval_sets=self._eval_sets(eval_splits),
       batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size,
       num_classes=self.data.num_classes,
@@ -139,17 +140,31 @@ class PopulationRun:
       self.workdir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
 
-  def use_model(self, model, tx=None, **overrides) -> Engine:
+  def _eval_sets(self, splits) -> dict:
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+      raise ValueError(f"eval splits {sorted(unknown)}: valid are {SPLITS}")
+    return {s: (getattr(self.data, s).images, getattr(self.data, s).labels) for s in splits}
+
+  def use_model(
+    self, model, tx=None, *, schedule=None, eval_splits: tuple[str, ...] | None = None, **overrides
+  ) -> Engine:
     """Rebuilds the engine around another model with the run's data, hooks and settings (e.g. a
-    supernet wrapping the config's array build: DARTS, SPOS, PC-NAS, CRNAS); `tx` replaces the
-    optimizer, `overrides` any other `Engine` argument. Returns the new engine."""
+    supernet wrapping the config's array build: DARTS, SPOS, PC-NAS, CRNAS). `tx` replaces the
+    optimizer and `schedule` the learning rate logged with it; `eval_splits` the splits
+    evaluated; `overrides` any other `Engine` argument (e.g. `train_step`, `step_args`: DARTS's
+    bilevel step). Returns the new engine, which the trunk loop then runs."""
     args = {**self._engine_args, **overrides}
+    if eval_splits is not None:
+      args["eval_sets"] = self._eval_sets(eval_splits)
+    if schedule is not None:
+      self.schedule = schedule
     self.engine = Engine(self.pop, model, tx or self.engine.tx, **args)
     return self.engine
 
   def restore_or(self, state: dict, metadata: dict) -> tuple[int, dict, dict]:
     """Latest good checkpoint (step, state, metadata), or (0, the given fresh ones)."""
-    found = self.ckpt.restore_latest(_abstract(state))
+    found = self.ckpt.restore_latest(checkpoint.abstract_tree(state))
     if found is None:
       return 0, state, metadata
     step, restored, meta = found

@@ -13,10 +13,12 @@ hyper-parameters, plus a controller that looks at the copies between trunks and 
                  metrics row, trunks.npz row, checkpoint {population, controller}
             -> final evaluation, common summary fields + controller.summary(state)
 
-A controller is any object with the methods of `Controller` (a `typing.Protocol`); its state is a
-pytree, checkpointed with the population, so a killed run resumes at its last checkpoint and
-finishes bit-identically. `controller=None` is plain training (K seeds or K = 1): trunks then
-only evaluate and checkpoint.
+A controller subclasses `Controller` and overrides only what it changes (the base class's
+members do nothing); its state is a pytree, checkpointed with the population, so a killed run
+resumes at its last checkpoint and finishes bit-identically. `controller=None` is plain training
+(K seeds or K = 1): trunks then only evaluate and checkpoint. `run_trunks` returns a `RunResult`:
+the summary, the final population and the controller's final state, so a method that goes on
+after training (scoring paths on a supernet, a search over it) reads them from there.
 
 Non-finite rule: a copy whose val accuracy or loss is NaN/inf gets reward 0 and is never the
 best copy (`TrunkReport.best`), so one diverged copy cannot steer a controller or spread; the
@@ -29,16 +31,18 @@ loop asks again with the same key and gets the same hparams (ask must be a pure 
 """
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jaxml import preemption
+from jaxml import configs, preemption
 from jaxml.errors import ConfigError, DivergedError
 from jaxml.experiment import PopulationRun, Timer, progress_bar, train_steps
+from jaxml.metrics.writers import write_npz_atomic
+from jaxml.population import CopyState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +88,10 @@ class TrunkReport:
     finite: bool [K] which copies' val accuracy and loss are finite.
     val: the raw per-copy val metrics ('accuracy', 'loss').
     aux: the copies' per-trunk accumulators (`CopyState.aux`, e.g. OHL's pair counts).
+    pop: the trained population as it is at the trunk end (device arrays, before the action):
+      a controller that scores with the copies' weights (PC-NAS's potentials on the supernet)
+      reads them here.
+    hparams: the per-copy hparams this trunk trained with (host arrays, as `ask` returned).
   """
 
   trunk: int
@@ -91,36 +99,76 @@ class TrunkReport:
   finite: np.ndarray
   val: dict
   aux: Any
+  pop: CopyState | None = None
+  hparams: dict = dataclasses.field(default_factory=dict)
 
   def best(self) -> int:
     """The copy with the highest reward among the finite ones."""
     return int(np.argmax(np.where(self.finite, self.rewards, -np.inf)))
 
 
-class Controller(Protocol):
-  """What the trunk loop calls. `augment_fn`, `loss_fn`, `aux_init` are the engine hooks
-  (`training.make_train_step`; None when unused)."""
+class Controller:
+  """What the trunk loop calls between trunks; subclass it and override what the method changes.
 
-  name: str
-  augment_fn: Any
-  loss_fn: Any
-  aux_init: Any
+  The defaults do nothing: no engine hooks, an empty state, no per-copy hparams, `Keep()` at
+  every trunk end, no history rows and no summary fields. `augment_fn`, `loss_fn`, `aux_init`
+  are the engine hooks (`training.make_train_step`); `name` prefixes the controller's metric keys.
+  """
+
+  name: str = "controller"
+  augment_fn: Any = None
+  loss_fn: Any = None
+  aux_init: Any = None
 
   def init(self, key: jax.Array) -> Any:
     """The initial controller state (a pytree of arrays)."""
+    del key
+    return {"trunks": np.int32(0)}
 
   def ask(self, state, key: jax.Array) -> tuple[Any, dict, dict]:
-    """(state, per-copy hparams [K, ...] as host arrays, shared values) for the next trunk."""
+    """(state, per-copy hparams [K, ...] as host arrays, shared values) for the next trunk; must
+    be a pure function of (state, key): a resume inside a trunk asks again."""
+    del key
+    return state, {}, {}
 
   def tell(self, state, report: TrunkReport) -> tuple[Any, Action, dict]:
     """(state, what to do with the copies, info: scalars for the metrics row); `state` is the
     one `ask` returned for this trunk."""
+    del report
+    return state, Keep(), {}
 
   def history(self, state) -> dict[str, np.ndarray]:
     """Arrays to record after each trunk (rows of trunks.npz, e.g. OHL's theta)."""
+    del state
+    return {}
 
   def summary(self, state, history: dict[str, np.ndarray], workdir) -> dict:
     """The controller's summary fields (and its plots, written under `workdir`)."""
+    del state, history, workdir
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """What `run_trunks` returns.
+
+  Attributes:
+    summary: the run's summary (also written to summary.json).
+    pop: the final population (device arrays), after the last trunk's action.
+    controller_state: the controller's final state (None without a controller).
+    hparams: the per-copy hparams of the last trunk (host arrays).
+  """
+
+  summary: dict
+  pop: CopyState
+  controller_state: Any
+  hparams: dict
+
+
+def controller_key(seed: int) -> jax.Array:
+  """The key every controller draws from: `init` gets fold_in(key, 0), trunk t's `ask`
+  fold_in(key, t + 1)."""
+  return jax.random.fold_in(jax.random.key(seed), 3)
 
 
 def trunk_schedule(total: int, trunk: int) -> list[tuple[int, int]]:
@@ -129,10 +177,7 @@ def trunk_schedule(total: int, trunk: int) -> list[tuple[int, int]]:
 
 
 def _save_history(path, rows: dict[str, list]) -> None:
-  """trunks.npz, atomically (a temp file, then rename)."""
-  tmp = path.with_name(path.stem + ".tmp.npz")
-  np.savez(tmp, **{k: np.stack(v) for k, v in rows.items() if v})
-  tmp.replace(path)
+  write_npz_atomic(path, {k: np.stack(v) for k, v in rows.items() if v})
 
 
 def _load_history(path, num_trunks: int) -> dict[str, list]:
@@ -184,22 +229,19 @@ def _final_eval(run: PopulationRun, pop, hparams, identical: bool) -> dict:
   return out
 
 
-def run_trunks(
-  run: PopulationRun,
-  controller: Controller | None,
-  trunk_steps: int,
-  checkpoint_every: int = 0,
-  same_init: bool = False,
-) -> dict:
-  """Trains `run`'s population in trunks of `trunk_steps` under `controller`; returns the summary.
+def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: int) -> RunResult:
+  """Trains `run`'s population in trunks of `trunk_steps` under `controller`.
 
-  `checkpoint_every` > 0 adds checkpoints every that many steps inside trunks (every trunk end
-  is a checkpoint anyway). `same_init`: all copies start from the same weights (OHL).
+  Every trunk end is a checkpoint; `checkpoint_every_steps` / `_epochs` of the config add
+  checkpoints inside trunks. With `population.same_init` all copies start from the same weights
+  (OHL). Returns the summary (written to summary.json), the final population and controller state.
   """
   engine, config = run.engine, run.config
+  checkpoint_every = configs.steps("checkpoint_every", config, engine.steps_per_epoch, default=0)
+  same_init = bool(config.population.get("same_init", False))
   if controller is not None and "val" not in engine.eval_sets:
     raise ConfigError(f"the {controller.name} controller rewards copies on val: data.val_size > 0")
-  ctrl_key = jax.random.fold_in(jax.random.key(config.seed), 3)
+  ctrl_key = controller_key(config.seed)
   fresh, first_hparams = {}, {}
   if controller is not None:
     fresh["controller"] = controller.init(jax.random.fold_in(ctrl_key, 0))
@@ -261,7 +303,7 @@ def run_trunks(
             "trunk %d: copies %s diverged (non-finite val)", t, np.flatnonzero(~finite)
           )
         row = {"trunk": t, **_val_row(val, finite)}
-        report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux))
+        report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux), pop, host_hparams)
         action, info = Keep(), {}
         if controller is None and config.population.reset_diverged and not finite.all():
           action = Reinit(tuple(int(i) for i in np.flatnonzero(~finite)))
@@ -306,4 +348,4 @@ def run_trunks(
   summary["images_per_s"] = engine.images_per_step() * total / max(clock["train_s"], 1e-9)
   if summary["test_accuracy"] is not None:  # val was written at the last trunk's end
     run.writer.write_scalars(total, {"test_accuracy": summary["test_accuracy"]})
-  return run.finish(summary)
+  return RunResult(run.finish(summary), pop, ctrl, host_hparams)

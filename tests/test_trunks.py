@@ -47,8 +47,10 @@ class LrController:
 
 
 def _run(config, workdir, controller, trunk=4, every=0):
+  config = config.copy_and_resolve_references()
+  config.checkpoint_every_steps, config.checkpoint_every_epochs = every, 0.0
   run = experiment.PopulationRun(config, str(workdir), controller)
-  return run_trunks(run, controller, trunk, every)
+  return run_trunks(run, controller, trunk).summary
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from jaxml import configs, losses
 from jaxml.experiment import PopulationRun
 from jaxml.metrics import plots
 from jaxml.search import reinforce
-from jaxml.trunks import Broadcast, TrunkReport, run_trunks
+from jaxml.trunks import Broadcast, Controller, TrunkReport, run_trunks
 
 # `smoke`: CPU seconds; `baseline`: the same recipe with plain cross-entropy; `frozen`: mu stays
 # at cross-entropy (random losses around it plus the best-copy broadcast, no learning).
@@ -105,11 +105,10 @@ def rewards_from(report: TrunkReport, kind: str) -> np.ndarray:
   return np.where(report.finite, neg, worst)
 
 
-class AMLFSController:
+class AMLFSController(Controller):
   """mu of N(mu, sigma^2 I) over the loss parameters, learned by REINFORCE on val rewards."""
 
   name = "amlfs"
-  augment_fn = aux_init = None
 
   def __init__(self, a: ml_collections.ConfigDict, num_copies: int):
     self.tau = losses.tau_function(int(a.intervals))
@@ -168,5 +167,4 @@ def run(config, workdir: str) -> dict:
   controller = AMLFSController(config.amlfs, config.population.size)
   run = PopulationRun(config, workdir, controller, trunk="amlfs")
   trunk = run.trunk_steps
-  every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
-  return run_trunks(run, controller, trunk, every, same_init=config.population.same_init)
+  return run_trunks(run, controller, trunk).summary

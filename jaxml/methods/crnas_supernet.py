@@ -62,26 +62,10 @@ def train_supernet(config, workdir: pathlib.Path, space, sampler, eval_encoding)
   run = PopulationRun(config, str(workdir), controller)
   val = (run.data.val.images, run.data.val.labels)
   run.use_model(oneshot.SampledPath(space.network(), sampler), eval_sets={"val": val})
-  # The trunk loop restores or saves the population at every trunk end; the last state it
-  # touched is the trained supernet (also when a re-run finds the phase already done).
-  last = {}
-  restore, save = run.restore_or, run.save
-
-  def restore_or(state, meta):
-    found = restore(state, meta)
-    last["pop"] = found[1]["pop"]
-    return found
-
-  def save_and_keep(step, state, meta):
-    save(step, state, meta)
-    last["pop"] = state["pop"]
-
-  run.restore_or, run.save = restore_or, save_and_keep
   spe = run.engine.steps_per_epoch
   trunk = configs.steps("eval_every", config, spe, default=spe)
-  every = configs.steps("checkpoint_every", config, spe, default=spe)
-  summary = run_trunks(run, controller, trunk, every)
-  pop = jax.device_get(last["pop"])
+  result = run_trunks(run, controller, trunk)
+  summary, pop = result.summary, jax.device_get(result.pop)
   variables = {"params": jax.tree.map(lambda x: x[0], pop.params)}
   variables["batch_stats"] = jax.tree.map(lambda x: x[0], pop.batch_stats)
   return summary, variables, run.data

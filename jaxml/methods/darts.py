@@ -37,8 +37,7 @@ from jaxml.metrics import plots
 from jaxml.nasbench import nb201
 from jaxml.search import bilevel
 from jaxml.spaces import DARTSSpace, NB201Space, relaxation
-from jaxml.training import StepInputs
-from jaxml.trunks import Keep, TrunkReport, run_trunks
+from jaxml.trunks import Controller, Keep, TrunkReport, run_trunks
 
 
 def validate_config(config) -> None:
@@ -85,20 +84,23 @@ def build_space(config, num_classes: int):
   return DARTSSpace(m.channels, m.layers, num_classes, config.data.resolution, m.stem_multiplier)
 
 
-class DartsController:
-  """Between epochs: hand out tau and the alpha half's order; read alphas, derive, look up."""
+def alpha_aux(space) -> dict:
+  """A copy's accumulators: the bilevel step leaves the copy's alphas there for `tell`."""
+  return {"alpha": jnp.zeros(relaxation.weights_shape(space), jnp.float32)}
+
+
+class DartsController(Controller):
+  """Between epochs: hand out tau and the alpha half's order; read alphas, derive, look up.
+
+  `num_epochs` (tau's annealing length) and `num_alpha` (the alpha split's size) come from the
+  run's data."""
 
   name = "darts"
-  augment_fn = loss_fn = None
 
-  def __init__(self, config, space, table):
+  def __init__(self, config, space, table, num_epochs: int, num_alpha: int):
     self.d, self.space, self.table = config.darts, space, table
     self.k = config.population.size
     self.shape = relaxation.weights_shape(space)
-    self.aux_init = {"alpha": jnp.zeros(self.shape, jnp.float32)}
-    self.num_epochs, self.num_alpha = 1, 1  # set by `bind` once the data is loaded
-
-  def bind(self, num_epochs: int, num_alpha: int) -> None:
     self.num_epochs, self.num_alpha = num_epochs, num_alpha
 
   def init(self, key):
@@ -174,9 +176,7 @@ def run(config, workdir: str) -> dict:
   d = config.darts
   # The table loads (or fails with a DataError) before the run writes anything.
   table = nb201.load(d.table_dir or None) if d.space == "nb201" else None
-  space = build_space(config, 10)
-  controller = DartsController(config, space, table)
-  run = PopulationRun(config, workdir, controller)
+  run = PopulationRun(config, workdir)
   space = build_space(config, run.data.num_classes)
   net = space.network().clone(affine=bool(d.affine))
   model = bilevel.Supernet(
@@ -184,8 +184,6 @@ def run(config, workdir: str) -> dict:
   )
   w_tx, a_tx, schedule = bilevel.optimizers(config, run.total_steps)
   val = run.data.val
-  # The run's engine, rebuilt around the supernet (its train split is the weights' half).
-  engine = run.use_model(model, bilevel.split_optimizer(w_tx, a_tx))
   step = bilevel.make_bilevel_step(
     model,
     w_tx,
@@ -199,12 +197,16 @@ def run(config, workdir: str) -> dict:
     resolution=config.data.resolution,
     data_axis=run.pop.data_axis,
   )
-  mapped = run.pop.map(step, (0, StepInputs.axes(config.population.same_batch), None), (0,))
-  alpha_split = run.pop.put_replicated((val.images, val.labels))
-  # Every step is the bilevel step; the engine's evaluation, init and data order stay its own.
-  engine.train_step = lambda pop, inputs: mapped(pop, inputs, alpha_split)
-  run.engine, run.schedule = engine, schedule
+  # The run's engine, rebuilt around the supernet: every step is the bilevel step, whose train
+  # split is the weights' half and whose extra argument is the alpha half.
+  engine = run.use_model(
+    model,
+    bilevel.split_optimizer(w_tx, a_tx),
+    schedule=schedule,
+    train_step=step,
+    step_args=((val.images, val.labels),),
+    aux_init=alpha_aux(space),
+  )
   epochs = -(-run.total_steps // engine.steps_per_epoch)
-  controller.bind(epochs, int(val.labels.shape[0]))
-  every = configs.steps("checkpoint_every", config, engine.steps_per_epoch, default=0)
-  return run_trunks(run, controller, engine.steps_per_epoch, every)
+  controller = DartsController(config, space, table, epochs, int(val.labels.shape[0]))
+  return run_trunks(run, controller, engine.steps_per_epoch).summary

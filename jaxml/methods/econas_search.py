@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml import checkpoint, configs, preemption, training
+from jaxml.engine import init_seed
 from jaxml.experiment import PopulationRun, Timer
 from jaxml.methods import econas_report
 from jaxml.methods.econas_configs import base_config, econas_config, shrink_for_smoke  # noqa: F401
@@ -119,16 +120,10 @@ def validate_config(config) -> None:
 
 def _init_keys(seed: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(param keys, rng keys) of networks `ids`: a function of the seed and the network id only."""
-  pkeys = np.stack(
-    [jax.random.key_data(training.param_key(seed * 7919 + 1000 + int(i))) for i in ids]
-  )
+  pkeys = np.stack([jax.random.key_data(training.param_key(init_seed(seed, int(i)))) for i in ids])
   base = jax.random.fold_in(jax.random.key(seed), 2)
   rkeys = np.stack([jax.random.key_data(jax.random.fold_in(base, int(i))) for i in ids])
   return pkeys, rkeys
-
-
-def _abstract(tree):
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
 def build_population(engine, networks, search, slot_of_row, ids, hparams, seed):
@@ -149,7 +144,7 @@ def build_population(engine, networks, search, slot_of_row, ids, hparams, seed):
   host = jax.tree.map(np.array, jax.device_get(pop))
   host_leaves, treedef = jax.tree.flatten(host)
   for cycle in np.unique(saved_in[promoted]):
-    saved, _ = networks.restore(int(cycle), {"pop": _abstract(pop)})
+    saved, _ = networks.restore(int(cycle), {"pop": checkpoint.abstract_tree(pop)})
     saved_leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(saved["pop"]))]
     for j in np.flatnonzero(promoted & (saved_in == cycle)):
       for dst, src in zip(host_leaves, saved_leaves, strict=True):

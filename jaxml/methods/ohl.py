@@ -29,7 +29,7 @@ from jaxml.experiment import PopulationRun
 from jaxml.metrics import plots
 from jaxml.metrics.writers import write_json_atomic
 from jaxml.search import reinforce
-from jaxml.trunks import Broadcast, TrunkReport, run_trunks
+from jaxml.trunks import Broadcast, Controller, TrunkReport, run_trunks
 
 # `smoke`: CPU seconds; `baseline`: the plain-training recipe; `frozen`: theta stays uniform.
 VARIANTS = ("smoke", "baseline", "frozen")
@@ -92,11 +92,10 @@ def augment_fn(key, images, hparams, shared, aux):
   return images, {"counts": aux["counts"] + POLICY.stats(pairs)}
 
 
-class OHLController:
+class OHLController(Controller):
   """theta over the 1,296 pairs, learned by REINFORCE on the copies' val accuracy."""
 
   name = "ohl"
-  loss_fn = None
   augment_fn = staticmethod(augment_fn)
 
   def __init__(self, o: ml_collections.ConfigDict, num_copies: int):
@@ -144,6 +143,4 @@ class OHLController:
 def run(config, workdir: str) -> dict:
   controller = OHLController(config.ohl, config.population.size)
   run = PopulationRun(config, workdir, controller, trunk="ohl")
-  trunk = run.trunk_steps
-  every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
-  return run_trunks(run, controller, trunk, every, same_init=config.population.same_init)
+  return run_trunks(run, controller, run.trunk_steps).summary

@@ -225,11 +225,10 @@ def run(config, workdir: str) -> dict:
     return evaluate(pop, split, hparams)
 
   run.engine.evaluate = evaluate_and_keep
-  spe, trunk = run.engine.steps_per_epoch, run.trunk_steps
+  trunk = run.trunk_steps
   num_trunks = len(trunk_schedule(run.total_steps, trunk))
   score_fn = make_score_fn(config, run, search.space, holder)
   truth = pcnas_report.table_truth(search.space, table, p.dataset)
   report = pcnas_report.Reporter(config, search, table, truth, score_fn, controller)
   controller.bind(score_fn, num_trunks, truth, report)
-  every = configs.steps("checkpoint_every", config, spe, default=0)
-  return run_trunks(run, controller, trunk, every)
+  return run_trunks(run, controller, trunk).summary

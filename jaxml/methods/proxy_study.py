@@ -143,12 +143,11 @@ def _train(config, workdir: pathlib.Path, controller) -> dict:
   done = workdir / "summary.json"
   if done.exists():
     return json.loads(done.read_text())
-  run = experiment.PopulationRun(config, str(workdir), controller)
   # The ground truth is the table: the CIFAR-10 test split is never scored (N copies x 10,000
   # images of evaluation would cost about half of a one-epoch proxy's training).
-  run.engine.eval_sets.pop("test", None)
+  run = experiment.PopulationRun(config, str(workdir), controller, eval_splits=("val",))
   trunk = -(-run.total_steps // config.proxy_study.eval_points)
-  return run_trunks(run, controller, trunk, config.checkpoint_every_steps)
+  return run_trunks(run, controller, trunk).summary
 
 
 def _zero_cost(config, encodings, path: pathlib.Path) -> dict:

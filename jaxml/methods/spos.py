@@ -249,6 +249,5 @@ def run(config, workdir: str) -> dict:
   sampler, canonical = build_sampler(config, space, costs, table)
   controller = SupernetController(sampler, config.population.size)
   run = spos_study.supernet_run(config, workdir, controller, space, sampler)
-  every = configs.steps("checkpoint_every", config, run.engine.steps_per_epoch, default=0)
-  train_summary = run_trunks(run, controller, run.trunk_steps, every)
+  train_summary = run_trunks(run, controller, run.trunk_steps).summary
   return spos_study.search(config, run, controller, space, costs, canonical, table, train_summary)

@@ -20,5 +20,4 @@ def run(config, workdir: str) -> dict:
   run = PopulationRun(config, workdir)
   spe = run.engine.steps_per_epoch
   trunk = configs.steps("eval_every", config, spe, default=spe)
-  every = configs.steps("checkpoint_every", config, spe, default=spe)
-  return run_trunks(run, None, trunk, every, same_init=config.population.same_init)
+  return run_trunks(run, None, trunk).summary

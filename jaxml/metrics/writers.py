@@ -115,3 +115,12 @@ class RunWriter:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
+
+
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, Any]) -> None:
+  """Writes an .npz via a temp file + rename (a killed process never leaves half a file)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.stem}.tmp.npz")  # np.savez appends .npz to other names
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)

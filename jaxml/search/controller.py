@@ -23,7 +23,7 @@ from flax import struct
 
 from jaxml.errors import ConfigError
 from jaxml.search.driver import SearchAlgorithm
-from jaxml.trunks import Keep, Reinit, TrunkReport
+from jaxml.trunks import Controller, Keep, Reinit, TrunkReport
 
 
 @struct.dataclass
@@ -37,11 +37,10 @@ class ControllerState:
   num_told: jax.Array  # int32: rows of history filled
 
 
-class SearchController:
+class SearchController(Controller):
   """Drives `algorithm` (ask_size == population size K) over `num_trunks` trunks."""
 
   name = "search"
-  augment_fn = loss_fn = aux_init = None
 
   def __init__(self, algorithm: SearchAlgorithm, population_size: int, num_trunks: int):
     if algorithm.ask_size != population_size:
@@ -101,12 +100,11 @@ class SearchController:
     }
 
 
-class FixedArchitectures:
+class FixedArchitectures(Controller):
   """Trunk-loop controller that gives copy i architecture i for the whole run (EcoNAS's proxy
   study has nothing to decide between trunks)."""
 
   name = "proxy"
-  augment_fn = loss_fn = aux_init = None
 
   def __init__(self, encodings: np.ndarray):
     self.encodings = np.asarray(encodings, np.int32)
@@ -118,14 +116,6 @@ class FixedArchitectures:
   def ask(self, state, key):
     del key
     return state, {"model": {"encoding": np.asarray(state["encodings"])}}, {}
-
-  def tell(self, state, report):
-    del report
-    return state, Keep(), {}
-
-  def history(self, state) -> dict:
-    del state
-    return {}
 
   def summary(self, state, history, workdir) -> dict:
     del history, workdir

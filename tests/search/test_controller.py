@@ -33,7 +33,7 @@ def searched(tiny_train_config, tmp_path_factory):
   controller = SearchController(algorithm, K, TRUNKS)
   workdir = tmp_path_factory.mktemp("search")
   run = experiment.PopulationRun(config, str(workdir), controller)
-  return workdir, run_trunks(run, controller, TRUNK)
+  return workdir, run_trunks(run, controller, TRUNK).summary
 
 
 def test_fitness_is_the_copies_val_accuracy(searched):
