@@ -1,9 +1,10 @@
 """Entry point: `python -m jaxml.main --config experiments/<method>/<name>.py[:arg] --workdir DIR`.
 
 Loads the (locked) ml_collections config, validates it, and dispatches on `config.method` to
-`jaxml/methods/<method>.py:run(config, workdir)`. Re-running the same command on the same workdir
-resumes the run. Config mistakes end in one line on stderr and exit code 2; missing or corrupt data
-and checkpoints end likewise with their own exit codes (see jaxml/errors.py).
+`run(config, workdir)` of the method registered in `jaxml/methods/__init__.py`. Re-running the
+same command on the same workdir resumes the run. Config mistakes end in one line on stderr and
+exit code 2; missing or corrupt data and checkpoints end likewise with their own exit codes
+(see jaxml/errors.py).
 """
 
 import ast
@@ -19,31 +20,12 @@ from ml_collections import config_flags
 
 from jaxml import config_cli, configs, preemption
 from jaxml.errors import ConfigError, JaxmlError, OutOfMemoryError
-
-METHODS = (
-  "train",
-  "ohl",
-  "amlfs",
-  "tabular",
-  "econas_search",
-  "darts",
-  "proxy_study",
-  "crnas",
-  "pcnas",
-  "spos",
-)
+from jaxml.methods import METHODS, get_method
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config: experiments/<method>/<name>.py[:arg].", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
-
-
-def get_method(name: str):
-  """Imports `jaxml.methods.<name>`; an unknown name is a config error."""
-  if name not in METHODS:
-    raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
-  return importlib.import_module(f"jaxml.methods.{name}")
 
 
 def run_experiment(config, workdir: str) -> dict:
@@ -144,7 +126,7 @@ def usage() -> str:
     "  --config.<key>=<v>    override any config field, e.g. --config.optim.lr=0.05",
     "                        --config.population.size=4 --config.data.dir=/data",
     "",
-    f"methods: {', '.join(METHODS)} (jaxml/methods/<method>.py)",
+    f"methods: {', '.join(METHODS)} (jaxml/methods/)",
     "exit codes: 0 done, 2 config error, 3 data error, 4 checkpoint error, 5 every copy "
     "diverged, 6 out of device memory, 128 + signal stopped and saved (docs/errors.md)",
     "",

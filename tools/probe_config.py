@@ -21,7 +21,7 @@ import ml_collections
 
 from jaxml import config_cli, configs
 from jaxml.errors import JaxmlError
-from jaxml.main import get_method
+from jaxml.methods import get_method
 
 
 def leaves(config: ml_collections.ConfigDict, prefix: str = ""):

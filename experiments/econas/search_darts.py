@@ -5,7 +5,7 @@ inputs, 8 primitives including `none`) under the c4r4s0e60 proxy: 36 / 4 = 9 ini
 8 x 8 images, all training samples, 60 epochs in three stages of E = 20, 20 cells, batch 384, SGD
 lr 0.1, momentum 0.9, weight decay 3e-4, gradient clip 5; 16 initial networks then 100 cycles
 of 16 children (6 / 5 / 5 parents) and 8 + 4 promotions. This file is that search on
-`darts_cells` (`jaxml/methods/econas_search.py`); fitness is accuracy on a val split held out of
+`darts_cells` (`jaxml/methods/econas_search/`); fitness is accuracy on a val split held out of
 the train set (the official code uses the CIFAR-10 test set). There is no ground truth table for
 this space: the found genotype is the result (retraining it is a separate run). Variants:
 

@@ -159,8 +159,7 @@ def test_controller_derives_cells_and_looks_them_up(table_dir):
   d, acc = table_dir
   config = config_cli.load_config_file(f"{NB201_CONFIG}:smoke")
   space = NB201Space(4, 1, 10, 16)
-  ctrl = darts.DartsController(config, space, nb201.load(d))
-  ctrl.bind(num_epochs=2, num_alpha=10)
+  ctrl = darts.DartsController(config, space, nb201.load(d), num_epochs=2, num_alpha=10)
   state, hparams, shared = ctrl.ask(ctrl.init(None), jax.random.key(0))
   assert hparams["darts"]["tau"].shape == (2,)
   assert sorted(shared["alpha_order"].tolist()) == list(range(10))
@@ -255,6 +254,8 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, m
     ({"darts.order": 3}, "darts.order"),
     ({"darts.sampling": "uniform"}, "darts.sampling"),
     ({"darts.alpha_lr": 0.0}, "alpha_lr"),
+    ({"darts.alpha_b1": 1.0}, "alpha_b1"),
+    ({"darts.alpha_b2": -0.1}, "alpha_b2"),
     ({"darts.tau_min": 0.0}, "tau_min"),
     ({"darts.lr_min": 1.0}, "lr_min"),
     ({"data.val_size": 0}, "val_size"),

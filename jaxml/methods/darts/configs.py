@@ -1,9 +1,12 @@
-"""The configs of `jaxml.methods.darts`: its `config.darts` fields and the experiment variants
-(the NB201 paper's DARTS setting and CPU / smoke sizes)."""
+"""The configs of `jaxml.methods.darts`: its `config.darts` fields, the experiment variants
+(the NB201 paper's DARTS setting and CPU / smoke sizes), their validation and the space they
+search."""
 
 import ml_collections
 
 from jaxml import configs
+from jaxml.nasbench import nb201
+from jaxml.spaces import DARTSSpace, NB201Space
 
 VARIANTS = ("smoke", "cpu", "second_order", "gdas")
 SPACES = {"nb201": "nb201", "darts": "darts_cells"}  # darts.space -> model.name
@@ -62,3 +65,49 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
     c.model.update(channels=4, **({"layers": 3} if space == "darts" else {"cells_per_stage": 1}))
     c.population.update(size=2, mapping="vmap", fast_compile=True)
   return c
+
+
+def validate_config(config) -> None:
+  d = config.darts
+  check = configs.check
+  check(d.space in SPACES, f"darts.space={d.space!r}; valid: {', '.join(SPACES)}")
+  check(
+    config.model.name == SPACES[d.space],
+    f"darts.space={d.space!r} searches the {SPACES[d.space]!r} network: set "
+    f"model.name={SPACES[d.space]!r} (got {config.model.name!r})",
+  )
+  configs.validate_training_config(config)
+  check(
+    config.model.get("arch", "") == "",
+    "darts searches the array build: model.arch must be '' (a fixed cell has no alphas)",
+  )
+  check(config.model.dtype == "float32", "darts: the space networks are float32 only")
+  check(d.order in (1, 2), f"darts.order must be 1 or 2, got {d.order!r}")
+  check(d.sampling in SAMPLINGS, f"darts.sampling={d.sampling!r}; valid: {', '.join(SAMPLINGS)}")
+  check(d.alpha_lr > 0, f"darts.alpha_lr must be > 0, got {d.alpha_lr}")
+  for b in ("alpha_b1", "alpha_b2"):  # Adam's moment decays: outside [0, 1) alpha's step diverges
+    check(0 <= d[b] < 1, f"darts.{b} must be in [0, 1), got {d[b]}")
+  check(d.alpha_weight_decay >= 0, "darts.alpha_weight_decay must be >= 0")
+  check(d.alpha_init_std >= 0, "darts.alpha_init_std must be >= 0")
+  check(
+    0 <= d.lr_min < config.optim.lr,
+    f"darts.lr_min must be in [0, optim.lr={config.optim.lr}), got {d.lr_min}",
+  )
+  check(
+    0 < d.tau_min <= d.tau_max,
+    f"darts: need 0 < tau_min <= tau_max, got tau_min={d.tau_min}, tau_max={d.tau_max}",
+  )
+  check(
+    config.data.val_size > 0,
+    "darts takes its alpha steps on the val split (the train split's other half): "
+    "data.val_size > 0",
+  )
+  if d.space == "nb201":
+    check(d.dataset in nb201.DATASETS, f"darts.dataset={d.dataset!r}; valid: {nb201.DATASETS}")
+
+
+def build_space(config, num_classes: int):
+  m = config.model
+  if config.darts.space == "nb201":
+    return NB201Space(m.channels, m.cells_per_stage, num_classes, config.data.resolution)
+  return DARTSSpace(m.channels, m.layers, num_classes, config.data.resolution, m.stem_multiplier)

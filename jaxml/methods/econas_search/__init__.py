@@ -46,76 +46,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml import checkpoint, configs, preemption, training
+from jaxml import checkpoint, preemption, training
 from jaxml.engine import init_seed
 from jaxml.experiment import PopulationRun, Timer
-from jaxml.methods import econas_report
-from jaxml.methods.econas_configs import base_config, econas_config, shrink_for_smoke  # noqa: F401
-from jaxml.models import SPACE_MODELS
+from jaxml.methods.econas_search import report as econas_report
+from jaxml.methods.econas_search.configs import (  # noqa: F401  (the method's public names)
+  STAGES,
+  VARIANTS,
+  base_config,
+  econas_config,
+  make_algorithm,
+  search_space,
+  shrink_for_smoke,
+  validate_config,
+)
 from jaxml.nasbench import nb201
-from jaxml.search.hierarchical_evolution import HierarchicalEvolution
-from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
-
-VARIANTS = ("smoke", "random")  # `random`: random children on the same schedule (the baseline)
-STAGES = 3
-
-
-def search_space(config):
-  """The space of `config.model` at the proxy's macro (channels, cells, data.resolution)."""
-  m, r = config.model, config.data.resolution
-  if m.name == "nb201":
-    return NB201Space(channels=m.channels, cells_per_stage=m.cells_per_stage, input_size=r)
-  if m.name == "darts_cells":
-    return DARTSSpace(
-      channels=m.channels, layers=m.layers, stem_multiplier=m.stem_multiplier, input_size=r
-    )
-  return EcoNASSpace(
-    channels=m.channels,
-    cells_per_stage=m.cells_per_stage,
-    num_nodes=m.num_nodes,
-    stem_multiplier=m.stem_multiplier,
-    input_size=r,
-  )
-
-
-def make_algorithm(config) -> HierarchicalEvolution:
-  e = config.econas
-  return HierarchicalEvolution(
-    search_space(config),
-    parents=tuple(int(x) for x in e.parents),
-    promote=tuple(int(x) for x in e.promote),
-    tournament_divisor=int(e.tournament_divisor),
-    max_age=int(e.max_age),
-    random_children=bool(e.random_children),
-  )
-
-
-def validate_config(config) -> None:
-  configs.validate_training_config(config)
-  check = configs.check
-  e = config.econas
-  check(
-    config.model.name in SPACE_MODELS and config.model.arch == "",
-    f"econas_search trains K different architectures as one population: model.name must be a "
-    f"search space's array build ({', '.join(SPACE_MODELS)}) with model.arch='', got "
-    f"{config.model.name!r} arch={config.model.get('arch', None)!r}",
-  )
-  check(e.cycles >= 1, f"econas.cycles must be >= 1, got {e.cycles}")
-  check(
-    config.data.val_size > 0,
-    "econas_search ranks networks on a val split held out of the train set (never the test "
-    "set): set data.val_size > 0",
-  )
-  check(
-    config.num_steps <= 0 or config.num_steps % STAGES == 0,
-    f"num_steps={config.num_steps} is the 3-stage schedule (3E): make it a multiple of 3",
-  )
-  algorithm = make_algorithm(config)  # ConfigError for bad parents / promote / divisor / age
-  check(
-    config.population.size == algorithm.ask_size,
-    f"population.size={config.population.size} must equal sum(econas.parents) + "
-    f"sum(econas.promote) = {algorithm.ask_size}: every cycle trains that many networks",
-  )
 
 
 def _init_keys(seed: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
