@@ -35,7 +35,7 @@ from jaxml.methods.darts.configs import (  # noqa: F401  (the method's public na
   experiment,
   validate_config,
 )
-from jaxml.methods.darts.controller import DartsController, alpha_aux
+from jaxml.methods.darts.controller import DartsController, alpha_aux  # noqa: F401
 from jaxml.nasbench import nb201
 from jaxml.search import bilevel
 from jaxml.spaces import relaxation
@@ -67,6 +67,8 @@ def run(config, workdir: str) -> dict:
     resolution=config.data.resolution,
     data_axis=run.pop.data_axis,
   )
+  epochs = -(-run.total_steps // run.engine.steps_per_epoch)
+  controller = DartsController(config, space, table, epochs, int(val.labels.shape[0]))
   # The run's engine, rebuilt around the supernet: every step is the bilevel step, whose train
   # split is the weights' half and whose extra argument is the alpha half.
   engine = run.use_model(
@@ -75,8 +77,6 @@ def run(config, workdir: str) -> dict:
     schedule=schedule,
     train_step=step,
     step_args=((val.images, val.labels),),
-    aux_init=alpha_aux(space),
+    aux_init=controller.aux_init,
   )
-  epochs = -(-run.total_steps // engine.steps_per_epoch)
-  controller = DartsController(config, space, table, epochs, int(val.labels.shape[0]))
   return run_trunks(run, controller, engine.steps_per_epoch).summary

@@ -31,6 +31,7 @@ class DartsController(Controller):
     self.k = config.population.size
     self.shape = relaxation.weights_shape(space)
     self.num_epochs, self.num_alpha = num_epochs, num_alpha
+    self.aux_init = alpha_aux(space)
 
   def init(self, key):
     del key

@@ -1,0 +1,108 @@
+"""One contract over every trunk-loop controller (`jaxml.trunks.Controller`), as evosax tests
+every strategy: init / ask / tell / history / summary have the shapes the loop relies on, `ask`
+is pure (a resume inside a trunk asks again), and the state survives a checkpoint round trip
+bit for bit (the loop saves it with the population)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxml import checkpoint, config_cli, trunks
+from jaxml.methods import amlfs, darts, ohl
+from jaxml.metrics.writers import to_jsonable
+from jaxml.search.controller import FixedArchitectures, SearchController
+from jaxml.search.regularized_evolution import RegularizedEvolution
+from jaxml.spaces import NB201Space
+from jaxml.trunks import Action, Controller, TrunkReport
+
+K = 3
+
+
+def _base():
+  return Controller()
+
+
+def _ohl():
+  config = config_cli.load_config_file("experiments/ohl/cifar10_resnet18.py:smoke")
+  return ohl.OHLController(config.ohl, K)
+
+
+def _amlfs():
+  config = config_cli.load_config_file("experiments/amlfs/cifar10_noise20.py:smoke")
+  return amlfs.AMLFSController(config.amlfs, K)
+
+
+def _darts():
+  config = config_cli.load_config_file("experiments/darts/nb201_cifar10.py:smoke")
+  config.population.size = K
+  return darts.DartsController(config, NB201Space(4, 1, 10, 16), None, num_epochs=3, num_alpha=8)
+
+
+def _search():
+  algorithm = RegularizedEvolution(NB201Space(), population_size=6, sample_size=2, num_children=K)
+  return SearchController(algorithm, K, num_trunks=3)
+
+
+def _fixed():
+  return FixedArchitectures(np.arange(K * 6, dtype=np.int32).reshape(K, 6) % 5)
+
+
+CONTROLLERS = {
+  "base": _base,
+  "ohl": _ohl,
+  "amlfs": _amlfs,
+  "darts": _darts,
+  "search": _search,
+  "fixed_architectures": _fixed,
+}
+
+
+def _report(controller, trunk: int, hparams) -> TrunkReport:
+  """A trunk end as the loop builds it: rewards, all finite, the copies' accumulators."""
+  rewards = np.linspace(0.2, 0.6, K) + 0.01 * trunk
+  aux = controller.aux_init
+  aux = {} if aux is None else jax.tree.map(lambda x: np.stack([np.asarray(x)] * K), aux)
+  val = {"accuracy": rewards, "loss": 1.0 - rewards}
+  return TrunkReport(trunk, rewards, np.ones(K, bool), val, aux, None, hparams)
+
+
+def _equal(a, b):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(la, lb, strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+def test_controller_contract(name, tmp_path):
+  controller = CONTROLLERS[name]()
+  assert isinstance(controller, Controller) and isinstance(controller.name, str)
+  key = trunks.controller_key(0)
+  state = controller.init(jax.random.fold_in(key, 0))
+  rows = {}
+  for t in range(2):
+    ask_key = jax.random.fold_in(key, t + 1)
+    asked, hparams, shared = controller.ask(state, ask_key)
+    again = controller.ask(state, ask_key)
+    _equal((asked, hparams, shared), again)  # pure: a resume inside the trunk asks again
+    for leaf in jax.tree.leaves(hparams):
+      assert np.shape(leaf)[0] == K, "per-copy hparams have a leading copy axis"
+    state, action, info = controller.tell(asked, _report(controller, t, hparams))
+    assert isinstance(action, Action)
+    json.dumps(to_jsonable(info))  # scalars / lists for the metrics row
+    for k, v in controller.history(state).items():
+      rows.setdefault(k, []).append(np.asarray(v))
+
+  history = {k: np.stack(v) for k, v in rows.items()}
+  json.dumps(to_jsonable(controller.summary(state, history, tmp_path)))
+
+  # The loop checkpoints the state with the population: it must come back bit for bit, and
+  # the restored state must ask exactly as the live one.
+  with checkpoint.Checkpointer(tmp_path / "ckpt") as ckpt:
+    ckpt.save(1, {"controller": state}, {})
+    _, restored, _ = ckpt.restore_latest(checkpoint.abstract_tree({"controller": state}))
+  _equal(restored["controller"], state)
+  ask_key = jax.random.fold_in(key, 9)
+  _equal(controller.ask(restored["controller"], ask_key), controller.ask(state, ask_key))
