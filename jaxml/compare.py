@@ -40,18 +40,12 @@ import sys
 from typing import Any
 
 from jaxml import config_cli
+from jaxml.configs import RESULT_NEUTRAL_KEYS
 from jaxml.errors import ConfigError
 from jaxml.metrics.writers import read_jsonl
+from jaxml.rundir import flatten
 
-IGNORED_KEYS = (
-  "data.dir",
-  "data.cache_dir",
-  "progress",
-  "log_every_steps",
-  "keep_checkpoints",
-  "checkpoint_every_steps",
-  "checkpoint_every_epochs",
-)
+IGNORED_KEYS = RESULT_NEUTRAL_KEYS
 OWN_COLUMNS = ("method", "population.size")  # shown as the method and K columns
 MISSING = "-"
 NOTE = (
@@ -60,17 +54,6 @@ NOTE = (
   "(metrics.jsonl). wall s: whole run; img/s: training images/s of training-step time, all "
   "copies. unfinished: no summary.json yet (running, stopped or failed)."
 )
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-  """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1} (lists stay values)."""
-  out = {}
-  for k, v in config.items():
-    if isinstance(v, dict) and v:
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def _read_json(path: pathlib.Path) -> dict:

@@ -54,6 +54,21 @@ def parse_variants(
   return parts
 
 
+# Fields that cannot change a run's result: where the data lies, how often progress is shown,
+# logged and checkpointed. A resumed run may change them (`jaxml.rundir.check_same_config`), and
+# `python -m jaxml.compare` leaves them out of its table.
+RESULT_NEUTRAL_KEYS = (
+  "data.dir",
+  "data.cache_dir",
+  "data.download",
+  "progress",
+  "log_every_steps",
+  "keep_checkpoints",
+  "checkpoint_every_steps",
+  "checkpoint_every_epochs",
+)
+
+
 def steps(prefix: str, config, steps_per_epoch: int, *, default: int | None = None) -> int:
   """A duration in steps from `{prefix}_steps` or `{prefix}_epochs` of `config`.
 

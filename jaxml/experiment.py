@@ -8,6 +8,7 @@ same workdir restores the latest good checkpoint and continues bit-identically (
 every augmentation and dropout mask derive from the seed and the integer step).
 """
 
+import collections
 import pathlib
 import sys
 import time
@@ -133,7 +134,6 @@ class PopulationRun:
     )
     self.engine = Engine(self.pop, model, tx, **self._engine_args)
     self.writer = RunWriter(self.workdir)
-    self.writer.write_config(config)
     self.history_path = self.workdir / "trunks.npz"
     self.eta = EtaEstimate(self.total_steps, self.pop.mesh.devices.flat[0].platform)
     self.ckpt = checkpoint.Checkpointer(
@@ -165,6 +165,9 @@ class PopulationRun:
   def restore_or(self, state: dict, metadata: dict) -> tuple[int, dict, dict]:
     """Latest good checkpoint (step, state, metadata), or (0, the given fresh ones)."""
     found = self.ckpt.restore_latest(checkpoint.abstract_tree(state))
+    # Written once the checkpoint (if any) is known to fit: a run refused before this point
+    # leaves the config.json of the run already in the directory as it was.
+    self.writer.write_config(self.config)
     if found is None:
       return 0, state, metadata
     step, restored, meta = found
@@ -206,11 +209,26 @@ class PopulationRun:
       raise preemption.Preempted(signum, step, self.workdir)
 
 
+def say(message: str) -> None:
+  """One line on stderr from process 0, on a line of its own (above a running progress bar)."""
+  if jax.process_index() != 0:
+    return
+  from tqdm import tqdm
+
+  tqdm.write(f"jaxml: {message}", file=sys.stderr)
+  sys.stderr.flush()
+
+
 class EtaEstimate:
-  """Times a few train steps after the first (compiling) one and prints, once per process, how
-  long the rest of the run will take; on a CPU, a run estimated past an hour also gets the way
-  to a quick try (the `:smoke` variant) and to a GPU. Evaluation and checkpoints are not in it.
+  """Says when the first step compiles, then times a few steps after it and prints, once per
+  process, how long the rest of the run will take; on a CPU, a run estimated past an hour also
+  gets the way to a quick try (the config's `:smoke` variant) and to a GPU. Evaluation and
+  checkpoints are not in it.
+
+  `config_path`: the experiment file that was run (set by `jaxml.main`), named in the advice.
   """
+
+  config_path: str | None = None
 
   def __init__(self, total_steps: int, platform: str, measure_steps: int = 5, seconds=2.0):
     self.total, self.platform = total_steps, platform
@@ -218,18 +236,20 @@ class EtaEstimate:
     self.first: int | None = None
     self.t0 = 0.0
     self.done = False
+    self.compiling_said = False
 
   def begin(self) -> None:
     """A new stretch of steps: its first step may compile again (or follow an evaluation)."""
     self.first = None
+    if not self.compiling_said:
+      self.compiling_said = True
+      say(f"compiling the train step on {self.platform} (the first step waits for it) ...")
 
   def after_step(self, step: int, pop) -> None:
     if self.done or step >= self.total:
       return
-    # Waiting for each step of the window (a few seconds of the run) keeps the clock honest:
-    # unwaited, the loop would queue steps asynchronously for the whole window, then wait for
-    # all of them (minutes for a big model on a CPU, deaf to SIGTERM meanwhile).
-    jax.block_until_ready(pop)
+    # Each step is waited for (`train_steps`), so the clock reads finished steps.
+    preemption.wait_ready(pop)
     if self.first is None:  # the compile and the steps queued before stay out of the window
       self.first, self.t0 = step, time.perf_counter()
       return
@@ -238,8 +258,7 @@ class EtaEstimate:
       return
     per_step = elapsed / n
     self.done = True
-    if jax.process_index() == 0:
-      print(f"jaxml: {self.message(per_step, self.total - step)}", file=sys.stderr, flush=True)
+    say(self.message(per_step, self.total - step))
 
   def message(self, per_step: float, remaining: int) -> str:
     eta = per_step * remaining
@@ -248,10 +267,10 @@ class EtaEstimate:
       f"on {self.platform}; evaluation and checkpoints not included)"
     )
     if self.platform == "cpu" and eta > 3600:
+      path = self.config_path or "experiments/<method>/<name>.py"
       text += (
-        ". This is a GPU-sized job on a CPU: for a quick try use the experiment's ':smoke' "
-        "variant (--config experiments/<method>/<name>.py:smoke), or install the GPU build "
-        '(pip install -e ".[cuda]", README "Running on a GPU")'
+        f". This is a GPU-sized job on a CPU: for a quick try use --config {path}:smoke, or "
+        'install the GPU build (pip install -e ".[cuda]", README "Running on a GPU")'
       )
     return text
 
@@ -289,21 +308,36 @@ def train_steps(
   end: int,
   bar=None,
   timer: dict | None = None,
+  max_ahead: int = 0,
 ):
   """Steps [start, end) of the population; logs train metrics every `log_every_steps`.
 
   Returns (population, the step reached): `end`, or earlier when a stop signal arrived
-  (`jaxml.preemption`: the step in flight finishes, then the loop returns).
-  `timer['train_s']` accumulates the time spent in training steps (for images/s).
+  (`jaxml.preemption`: the step in flight finishes, then the loop returns). At most
+  `max_ahead` steps are dispatched beyond the one in flight: JAX's asynchronous dispatch would
+  otherwise queue steps for as long as the host is ahead (17 steps, ~14 minutes, were measured
+  queued on a CPU), and a stop would wait for all of them. The cost of the bound is measured by
+  `benchmarks/dispatch_bound.py`.
+  `timer['train_s']` accumulates the time spent in training steps; `timer['timed_s']` and
+  `timer['timed_steps']` the same without the first step of each call (the one that may
+  compile), from which the summary's images/s is computed.
   """
   t0 = time.perf_counter()
   log_every = run.config.log_every_steps
   reached = start
   run.eta.begin()
+  in_flight: collections.deque = collections.deque()
+  t_first = None
   for s in range(start, end):
     if preemption.requested():
       break
+    preemption.note_step(s)
     pop, metrics = run.engine.step(pop, hparams, shared, s)
+    in_flight.append(metrics)
+    while len(in_flight) > max_ahead:
+      preemption.wait_ready(in_flight.popleft())
+    if t_first is None and not in_flight:  # the first step is done: time from here
+      t_first = (time.perf_counter(), s + 1)
     run.eta.after_step(s + 1, pop)
     if (s + 1) % log_every == 0 or s + 1 == end:
       m = to_host(metrics)
@@ -322,9 +356,13 @@ def train_steps(
     if bar is not None:
       bar.update(1)
     reached = s + 1
-  jax.block_until_ready(pop)
+  preemption.wait_ready(pop)
   if timer is not None:
-    timer["train_s"] = timer.get("train_s", 0.0) + time.perf_counter() - t0
+    t1 = time.perf_counter()
+    timer["train_s"] = timer.get("train_s", 0.0) + t1 - t0
+    if t_first is not None and reached > t_first[1]:
+      timer["timed_s"] = timer.get("timed_s", 0.0) + t1 - t_first[0]
+      timer["timed_steps"] = timer.get("timed_steps", 0) + reached - t_first[1]
   return pop, reached
 
 

@@ -18,8 +18,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxml import config_cli, configs, preemption
+from jaxml import config_cli, configs, preemption, rundir
 from jaxml.errors import ConfigError, JaxmlError, OutOfMemoryError
+from jaxml.experiment import EtaEstimate, say
 from jaxml.methods import METHODS, get_method
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -36,9 +37,14 @@ def run_experiment(config, workdir: str) -> dict:
   configs.check_finite(config)
   method.validate_config(config)
   check_workdir(workdir)
+  rundir.check_same_config(config, workdir)
+  done = rundir.finished_summary(workdir)
+  if done is not None:  # nothing to do, nothing written
+    say(f"{workdir} holds a finished run (use a new --workdir to train again)")
+    return done
   fresh = not pathlib.Path(workdir).expanduser().exists()
   try:
-    return method.run(config, workdir)
+    summary = method.run(config, workdir)
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -48,6 +54,7 @@ def run_experiment(config, workdir: str) -> dict:
       f"batch_size, data.resolution or the model's width"
       + (f"; removed the new workdir {workdir}" if removed else "")
     ) from None
+  return rundir.mark_finished(workdir, summary)
 
 
 def _remove_if_no_checkpoint(workdir: str) -> bool:
@@ -81,8 +88,17 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if not _WORKDIR.value:
     config_cli.fail(ConfigError("missing --workdir DIR"), 2)
+  EtaEstimate.config_path = config_cli.split_config_arg(config_cli.find_config_arg(sys.argv))[0]
   try:
-    run_experiment(_CONFIG.value, _WORKDIR.value)
+    summary = run_experiment(_CONFIG.value, _WORKDIR.value)
+    for line in rundir.result_lines(summary, _WORKDIR.value):
+      say(line)
+  except KeyboardInterrupt as e:  # a second stop signal: out at once, the last checkpoint kept
+    print(
+      f"\njaxml: {e or 'interrupted'}; the last checkpoint in {_WORKDIR.value} is kept",
+      file=sys.stderr,
+    )
+    sys.exit(130)
   except preemption.Preempted as e:  # not an error: the run is saved and resumable
     logging.flush()
     print(f"jaxml: {e}", file=sys.stderr)

@@ -7,17 +7,25 @@ catches the signals while it runs, `jaxml.trunks.run_trunks`) then saves
 a checkpoint at that step and raises `Preempted`, which `jaxml.main` reports in one line and
 exits with 128 + the signal number (the shell's convention: 143 for SIGTERM, 130 for SIGINT).
 Re-running the same command resumes bit-identically from that checkpoint. A second signal
-while the checkpoint is written is the user insisting: it interrupts at once.
+is the user insisting: it interrupts at once, without saving (the last checkpoint is kept).
+
+The first signal is acknowledged at once with one line on stderr: the step loop never blocks
+inside XLA for longer than the step in flight (`wait_ready` polls with short sleeps, during
+which Python runs this module's handler), and it dispatches no step ahead of the one in flight
+(`experiment.train_steps`), so the stop takes at most that step plus the save.
 """
 
 import contextlib
 import signal
+import sys
 import threading
+import time
 
 from jaxml.errors import JaxmlError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _requested: list[int] = []  # the signal numbers received while catching
+_step_in_flight: list[int] = []  # the step the loop last dispatched (for the stop message)
 
 
 class Preempted(JaxmlError):
@@ -37,10 +45,40 @@ def requested() -> int | None:
   return _requested[0] if _requested else None
 
 
+def note_step(step: int) -> None:
+  """The loop dispatched `step` (0-based): the stop message names it."""
+  _step_in_flight[:] = [step]
+
+
+def wait_ready(tree, poll_s: float = 0.002) -> None:
+  """Blocks until every array of `tree` is computed, in short sleeps: a signal's handler runs
+  within `poll_s` (inside `jax.block_until_ready` it would wait for the whole computation)."""
+  pending = [x for x in _leaves(tree) if hasattr(x, "is_ready")]
+  while pending:
+    pending = [x for x in pending if not x.is_ready()]
+    if pending:
+      time.sleep(poll_s)
+
+
+def _leaves(tree):
+  import jax  # here, so that importing this module stays cheap
+
+  return jax.tree.leaves(tree)
+
+
 def _handler(signum, frame):
+  name = signal.Signals(signum).name
   if _requested:  # asked twice: stop now, without the checkpoint
-    raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+    raise KeyboardInterrupt(f"second {name}: stopped without saving")
   _requested.append(signum)
+  what = f"step {_step_in_flight[0] + 1}" if _step_in_flight else "the step in flight"
+  again = "Ctrl-C" if signum == signal.SIGINT else name
+  print(
+    f"\njaxml: {name} received: finishing {what}, then saving a checkpoint; {again} again stops "
+    "at once without saving",
+    file=sys.stderr,
+    flush=True,
+  )
 
 
 @contextlib.contextmanager
@@ -52,9 +90,11 @@ def catch_stop_signals():
     return
   previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
   _requested.clear()
+  _step_in_flight.clear()
   try:
     yield
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
     _requested.clear()
+    _step_in_flight.clear()

@@ -255,7 +255,8 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
   host_hparams = jax.device_get(state.get("hparams", {}))
   history = _load_history(run.history_path, len(meta["rewards"]))
   total = run.total_steps
-  timer, clock = Timer(meta["wall_time_s"]), {"train_s": meta["train_s"]}
+  timer = Timer(meta["wall_time_s"])
+  clock = {k: meta.get(k, 0) for k in ("train_s", "timed_s", "timed_steps")}
   clear_aux = jax.jit(
     lambda p: p.replace(aux=jax.tree.map(jnp.zeros_like, p.aux)),
     out_shardings=run.pop.copy_sharding(),
@@ -283,7 +284,7 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
         pop, s = train_steps(run, pop, hparams, shared, s, end, bar, clock)
         if s < t1:  # a checkpoint inside the trunk (or where a stop signal ended the steps early):
           # the controller as at the trunk's start
-          meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+          meta.update(wall_time_s=timer.elapsed, **clock)
           run.save(s, saved(), meta)
           run.stop_if_requested(s)
       if "val" in engine.eval_sets:
@@ -321,7 +322,7 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
           history.setdefault("rewards", []).append(rewards)
           history.setdefault("best_copy", []).append(np.int32(report.best()))
           _save_history(run.history_path, history)
-      meta.update(wall_time_s=timer.elapsed, train_s=clock["train_s"])
+      meta.update(wall_time_s=timer.elapsed, **clock)
       run.save(t1, saved(), meta)
       run.stop_if_requested(t1)
   bar.close()
@@ -345,7 +346,11 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
     summary.update(controller.summary(ctrl, arrays, run.workdir))
   summary["wall_time_s"] = timer.elapsed
   summary["train_time_s"] = clock["train_s"]
-  summary["images_per_s"] = engine.images_per_step() * total / max(clock["train_s"], 1e-9)
+  # Training images per second of step time, compiles excluded (the first step of every
+  # stretch of steps is left out of the clock; `experiment.train_steps`).
+  timed_steps = clock["timed_steps"] or total
+  timed_s = clock["timed_s"] if clock["timed_steps"] else clock["train_s"]
+  summary["images_per_s"] = engine.images_per_step() * timed_steps / max(timed_s, 1e-9)
   if summary["test_accuracy"] is not None:  # val was written at the last trunk's end
     run.writer.write_scalars(total, {"test_accuracy": summary["test_accuracy"]})
   return RunResult(run.finish(summary), pop, ctrl, host_hparams)
