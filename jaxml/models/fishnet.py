@@ -29,15 +29,19 @@ Blocks per stage (`num_res_blks` / `num_trans_blks` of net_factory.py): FishNet-
 every channel count integral); `stem='cifar'` makes the first stem conv stride 1 and drops the
 stem max-pool, so a 32x32 input meets the bridge at 4x4 (224 px with 'imagenet' meets it at
 7x7). The input side must be a multiple of 8 ('cifar') or 32 ('imagenet'). Conventions (init,
-BN, dtype) are those of `jaxml.models.resnet`; the 1x1 score and attention convs have biases as in
+BN, dtype) are those of `jaxml.models.layers`; the 1x1 score and attention convs have biases as in
 the reference code.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxml.errors import ConfigError
-from jaxml.models.resnet import batch_norm, check_stem, conv, dense_kernel_init, max_pool_3x3_s2
+from jaxml.models.fields import int_field, stem_field
+from jaxml.models.layers import batch_norm, check_stem, conv, dense_kernel_init, max_pool_3x3_s2
 
 PLANES = (64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600)  # net_factory.py, width 64
 CONFIGS = {  # (num_res_blks, num_trans_blks) of net_factory.py
@@ -175,3 +179,24 @@ class FishNet(nn.Module):
       feats.append(x)
     logits = self._score(x, self.num_classes, train, "score", pool=True)
     return logits.reshape(logits.shape[0], -1).astype(jnp.float32)
+
+
+# The registry's names of this family (jaxml.models.registry): config fields and defaults.
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+  "fishnet99": {"width": 64, "stem": "cifar"},
+  "fishnet150": {"width": 64, "stem": "cifar"},
+}
+
+
+def build_model(name: str, num_classes: int, dtype, f: Mapping[str, Any]) -> FishNet:
+  """The registry's builder of 'fishnet99' / 'fishnet150'; ConfigError for a bad field value."""
+  width = int_field(name, "width", f["width"], 4)
+  if width % 4:
+    raise ConfigError(
+      f"Model {name!r}: width must be a multiple of 4 (64 is the paper's net), got {width}. "
+      "Set config.model.width."
+    )
+  depth = int(name[len("fishnet") :])
+  return FishNet(
+    num_classes, depth=depth, width=width, stem=stem_field(name, f["stem"]), dtype=dtype
+  )

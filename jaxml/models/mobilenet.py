@@ -19,20 +19,26 @@ deterministic in eval and train modes alike, except WRN's optional dropout).
 `stem='cifar'` (the usual CIFAR adaptation, e.g. kuangliu/pytorch-cifar): the stem conv and the
 first stride-2 stage (c = 24) use stride 1, so a 32x32 input reaches the last stage at 4x4 (an
 8x total reduction instead of 32x). Conventions (init, BN, dtype) are those of
-`jaxml.models.resnet`.
+`jaxml.models.layers`.
 
 `dilations` (CRNAS's spatial reallocation, Liang et al., ICLR 2020, §3.3; `jaxml.spaces.crnas`):
 one dilation per block, over all blocks in order, applied to the block's 3x3 depthwise conv with
 padding = dilation, so no shape, parameter or multiply-add changes (None: all 1, Table 2's net).
 `InvertedResidual(dilation_choices=...)` is the searched block: ONE depthwise kernel applied
-with the dilation picked per call (`resnet.DilatedConv` with groups = channels), with the plain
+with the dilation picked per call (`layers.DilatedConv` with groups = channels), with the plain
 block's variables.
 """
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxml.models.resnet import DilatedConv, batch_norm, check_stem, classifier_head, conv
+from jaxml.errors import ConfigError
+from jaxml.models.fields import counts_field, stem_field
+from jaxml.models.layers import DilatedConv, batch_norm, check_stem, classifier_head, conv
 
 # Sandler et al. Table 2: (expansion t, output channels c, repeats n, first stride s).
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -150,3 +156,34 @@ class MobileNetV2(nn.Module):
         )
         x = block(x, train)
     return mobilenet_head(x, self.width_mult, self.num_classes, train, self.dtype)
+
+
+# The registry's names of this family (jaxml.models.registry): config fields and defaults.
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+  "mobilenetv2": {
+    "width_mult": 1.0,
+    "blocks": (1, 2, 3, 4, 3, 3, 1),
+    "stem": "cifar",
+    "dilations": (),
+  },
+}
+
+
+def build_model(name: str, num_classes: int, dtype, f: Mapping[str, Any]) -> MobileNetV2:
+  """The registry's builder of 'mobilenetv2'; ConfigError for an impossible field value."""
+  mult = f["width_mult"]
+  if isinstance(mult, bool) or not isinstance(mult, numbers.Real) or not mult > 0:
+    raise ConfigError(
+      f"Model 'mobilenetv2': width_mult must be a number > 0, got {mult!r}. "
+      "Set config.model.width_mult."
+    )
+  blocks = counts_field(name, "blocks", f["blocks"], 7)
+  dils = f["dilations"]
+  return MobileNetV2(
+    num_classes,
+    width_mult=float(mult),
+    blocks=blocks,
+    stem=stem_field(name, f["stem"]),
+    dtype=dtype,
+    dilations=counts_field(name, "dilations", dils, sum(blocks)) if len(dils or ()) else None,
+  )

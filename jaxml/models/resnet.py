@@ -14,7 +14,7 @@ Two CIFAR ResNet families share one module, `ResNet` (post-activation BasicBlock
   ResNet-50 uses He et al.'s bottleneck block (Fig. 5 right: 1x1 reduce, 3x3, 1x1 expand x4;
   the stride on the 3x3 as in kuangliu's code) and has 23,520,842 parameters.
 
-Options shared by every `ResNet` (and used by the other families of `jaxml.models`):
+Options of every `ResNet` (the other families of `jaxml.models` offer them too):
 
 * `stem='imagenet'`: He et al. Table 1's stem (7x7 conv with stride 2, BN, ReLU, 3x3 max-pool
   with stride 2) instead of the CIFAR 3x3 stride-1 conv. With it ResNet-50 is the torchvision
@@ -24,107 +24,31 @@ Options shared by every `ResNet` (and used by the other families of `jaxml.model
   Fig. 3 / Eq. 2-4, reduction r = 16) on every residual branch before the addition; SE-ResNet-50
   has 2.53 M more parameters than ResNet-50 (Hu et al. §4: "~2.5 million additional").
 
-Conventions shared with `wrn.py` (and the rest of `jaxml.models`):
-
-* Convs have no bias and Kaiming-normal fan-out init (std = sqrt(2 / (k*k*out_channels)), not
-  truncated), as in the torch reference code of He et al. and Zagoruyko & Komodakis. BN starts
-  at scale 1, bias 0; the classifier uses torch's default nn.Linear weight init
-  (U(+-1/sqrt(fan_in))) with a zero bias. Nothing is zero-initialised beyond that, so the nets
-  match the papers' code rather than later "zero-init the last BN gamma" recipes.
-* BatchNorm keeps running statistics in the 'batch_stats' collection (momentum 0.9 = torch's
-  0.1, epsilon 1e-5). Flax normalises running variance with the biased batch variance where
-  torch uses the unbiased one; the difference is (B-1)/B and irrelevant in practice.
-* `dtype` is the computation dtype (float32 or bfloat16); parameters stay float32. The pooled
-  features and the classifier run in float32 (a negligible cost) and logits are float32.
-* 3x3 convs pad explicitly by 1 on every side, like torch's padding=1. Flax's 'SAME' would pad
-  (0, 1) for stride 2 and so sample odd pixels, misaligned with the option-A subsampling x[::2].
+Init, BN, dtype and padding conventions (shared by every family of `jaxml.models`) and the
+layers themselves (`conv`, `batch_norm`, `SqueezeExcite`, `DilatedConv`, ...) live in
+`jaxml.models.layers`; this module keeps the ResNet blocks, stems and networks.
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-# Kaiming normal, fan-out mode, untruncated (torch.nn.init.kaiming_normal_(mode='fan_out')).
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-# torch's default nn.Linear weight init: kaiming_uniform(a=sqrt(5)) == U(+-1/sqrt(fan_in)).
-dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+from jaxml.errors import ConfigError
+from jaxml.models.fields import bool_field, counts_field, depth_field, int_field, stem_field
+from jaxml.models.layers import (
+  DilatedConv,
+  SqueezeExcite,
+  batch_norm,
+  check_stem,
+  classifier_head,
+  conv,
+  max_pool_3x3_s2,
+)
 
 SHORTCUTS = ("pad", "projection")
-STEMS = ("cifar", "imagenet")
-SE_REDUCTION = 16  # Hu et al. 2018 §6.1: r = 16 balances accuracy and cost
-
-
-def conv(
-  features: int,
-  kernel: int,
-  stride: int,
-  dtype,
-  name: str | None = None,
-  *,
-  groups: int = 1,
-  dilation: int = 1,
-  use_bias: bool = False,
-) -> nn.Conv:
-  """A conv (bias-free by default) with torch-style symmetric padding (dilation * (kernel // 2)
-  on each side); `groups` = input channels makes it depthwise."""
-  pad = dilation * (kernel // 2)
-  return nn.Conv(
-    features,
-    (kernel, kernel),
-    strides=(stride, stride),
-    padding=((pad, pad), (pad, pad)),
-    kernel_dilation=(dilation, dilation),
-    feature_group_count=groups,
-    use_bias=use_bias,
-    dtype=dtype,
-    param_dtype=jnp.float32,
-    kernel_init=conv_kernel_init,
-    name=name,
-  )
-
-
-class DilatedConv(nn.Module):
-  """A k x k conv (bias-free, torch padding) whose dilation is picked per call from `dilations`
-  by an integer index that may be traced: the operation supernet of CRNAS (Liang et al., ICLR
-  2020, §3.3), one kernel shared by every dilation.
-
-  Its variables are those of `conv(features, kernel, stride, dtype, groups, dilation=d, ...)`
-  (one 'kernel' of shape (k, k, C_in / groups, features); groups = C_in is MobileNetV2's
-  depthwise conv), so a fixed network that uses `conv` with the chosen dilation reads the same
-  weights. Every dilation is computed and the chosen one kept with a `jnp.where` chain (no
-  gather under vmap; the others get no gradient).
-  """
-
-  features: int
-  kernel: int = 3
-  stride: int = 1
-  dilations: tuple[int, ...] = (1, 2, 3)
-  dtype: jnp.dtype = jnp.float32
-  groups: int = 1
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray, index) -> jnp.ndarray:
-    k = self.kernel
-    shape = (k, k, x.shape[-1] // self.groups, self.features)
-    kernel = self.param("kernel", conv_kernel_init, shape, jnp.float32)
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    out = None
-    for i, d in enumerate(self.dilations):
-      pad = d * (k // 2)
-      y = jax.lax.conv_general_dilated(
-        x,
-        kernel,
-        (self.stride, self.stride),
-        ((pad, pad), (pad, pad)),
-        rhs_dilation=(d, d),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups,
-      )
-      out = y if out is None else jnp.where(index == i, y, out)
-    return out
 
 
 def conv3x3_maybe_dilated(module: nn.Module, features: int, stride: int, x, index):
@@ -139,61 +63,6 @@ def conv3x3_maybe_dilated(module: nn.Module, features: int, stride: int, x, inde
     )
     return layer(x, index)
   return conv(features, 3, stride, module.dtype, name="conv2", dilation=module.dilation)(x)
-
-
-def check_stem(stem: str) -> None:
-  if stem not in STEMS:
-    raise ValueError(f"stem must be one of {STEMS}, got {stem!r}.")
-
-
-def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
-  """torch's MaxPool2d(3, stride=2, padding=1): -inf padding, so edge windows see real values."""
-  return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-
-
-class SqueezeExcite(nn.Module):
-  """Hu et al. 2018 Eq. 2-4: x * sigmoid(W2 relu(W1 mean_hw(x))), W1 reducing by `reduction`.
-
-  The two fully connected layers have biases, as in the authors' Caffe models; they run in the
-  input's dtype and the gate multiplies the input channel-wise.
-  """
-
-  reduction: int = SE_REDUCTION
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    c = x.shape[-1]
-    s = jnp.mean(x, axis=(1, 2))
-    dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=jnp.float32)
-    s = nn.relu(dense(max(1, c // self.reduction), name="reduce")(s))
-    s = nn.sigmoid(dense(c, name="expand")(s))
-    return x * s[:, None, None, :].astype(x.dtype)
-
-
-def batch_norm(train: bool, dtype, name: str | None = None) -> nn.BatchNorm:
-  """BatchNorm with the project-wide settings (running stats in 'batch_stats')."""
-  return nn.BatchNorm(
-    use_running_average=not train,
-    momentum=0.9,
-    epsilon=1e-5,
-    dtype=dtype,
-    param_dtype=jnp.float32,
-    name=name,
-  )
-
-
-def classifier_head(x: jnp.ndarray, num_classes: int) -> jnp.ndarray:
-  """Global average pool then a dense layer, both in float32; returns float32 logits."""
-  x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-  return nn.Dense(
-    num_classes,
-    dtype=jnp.float32,
-    param_dtype=jnp.float32,
-    kernel_init=dense_kernel_init,
-    bias_init=nn.initializers.zeros,
-    name="head",
-  )(x)
 
 
 def pad_shortcut(x: jnp.ndarray, features: int, stride: int) -> jnp.ndarray:
@@ -394,3 +263,73 @@ class TinyCNN(nn.Module):
       x = conv(self.width, 3, stride, self.dtype, name=f"conv{i + 1}")(x)
       x = nn.relu(batch_norm(train, self.dtype, name=f"bn{i + 1}")(x))
     return classifier_head(x, self.num_classes)
+
+
+# The registry's names of this family (jaxml.models.registry): config fields and defaults.
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+  "resnet18": {"width": 64, "stem": "cifar", "se": False},
+  "resnet34": {"width": 64, "stem": "cifar", "se": False},
+  "resnet50": {"width": 64, "stem": "cifar", "se": False},
+  "resnet20": {},
+  "resnet56": {},
+  "cifar_resnet": {"depth": 20, "width": 16, "stem": "cifar"},
+  "tiny_cnn": {"width": 8},
+  "crnas_resnet": {
+    "block": "basic",
+    "width": 64,
+    "stage_sizes": (2, 2, 2, 2),
+    "dilations": (),
+    "stem": "cifar",
+  },
+}
+
+
+def build_model(name: str, num_classes: int, dtype, f: Mapping[str, Any]) -> nn.Module:
+  """The registry's builder: model `name` of MODEL_FIELDS from its fields `f` (every field
+  present); ConfigError for an impossible value."""
+  if name in ("resnet18", "resnet34", "resnet50"):
+    w = int_field(name, "width", f["width"], 1)
+    build = {"resnet18": ResNet18, "resnet34": ResNet34, "resnet50": ResNet50}[name]
+    return build(
+      num_classes=num_classes,
+      dtype=dtype,
+      stage_widths=(w, 2 * w, 4 * w, 8 * w),
+      stem=stem_field(name, f["stem"]),
+      se=bool_field(name, "se", f["se"]),
+    )
+  if name == "crnas_resnet":
+    return _crnas_resnet(num_classes, dtype, f)
+  if name in ("resnet20", "resnet56"):
+    return cifar_resnet(int(name[len("resnet") :]), num_classes, width=16, dtype=dtype)
+  if name == "cifar_resnet":
+    depth = depth_field(name, f["depth"], offset=2)
+    width = int_field(name, "width", f["width"], 1)
+    stem = stem_field(name, f["stem"])
+    return cifar_resnet(depth, num_classes, width=width, dtype=dtype, stem=stem)
+  # name == "tiny_cnn" (the only name left in MODEL_FIELDS).
+  return TinyCNN(num_classes, width=int_field(name, "width", f["width"], 1), dtype=dtype)
+
+
+def _crnas_resnet(num_classes: int, dtype, f: Mapping[str, Any]) -> ResNet:
+  """'crnas_resnet': a ResNet with `stage_sizes` blocks and per-block `dilations` (the fixed
+  networks CRNAS finds, `jaxml.spaces.crnas`)."""
+  name = "crnas_resnet"
+  if f["block"] not in ("basic", "bottleneck"):
+    raise ConfigError(
+      f"Model {name!r}: block must be 'basic' or 'bottleneck', got {f['block']!r}. "
+      "Set config.model.block."
+    )
+  sizes = counts_field(name, "stage_sizes", f["stage_sizes"], 4)
+  dilations = f["dilations"]
+  if len(dilations or ()):
+    dilations = counts_field(name, "dilations", dilations, sum(sizes))
+  width = int_field(name, "width", f["width"], 1)
+  return ResNet(
+    stage_sizes=sizes,
+    stage_widths=(width, 2 * width, 4 * width, 8 * width),
+    num_classes=num_classes,
+    block=f["block"],
+    dtype=dtype,
+    stem=stem_field(name, f["stem"]),
+    dilations=tuple(dilations) if len(dilations or ()) else None,
+  )

@@ -26,13 +26,18 @@ SE") to the conv branch of every unit, before the concatenation.
 
 `stem='cifar'` uses a stride-1 stem conv and no max-pool (the usual CIFAR adaptation, a 32x32
 input reaches stage 4 at 4x4); 'imagenet' is the paper's stem. Conventions (init, BN, dtype) are
-those of `jaxml.models.resnet`.
+those of `jaxml.models.layers`.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxml.models.resnet import (
+from jaxml.errors import ConfigError
+from jaxml.models.fields import bool_field, counts_field, stem_field
+from jaxml.models.layers import (
   SqueezeExcite,
   batch_norm,
   check_stem,
@@ -123,3 +128,26 @@ class ShuffleNetV2(nn.Module):
     x = conv(last, 1, 1, self.dtype, name="conv5")(x)
     x = nn.relu(batch_norm(train, self.dtype, name="conv5_bn")(x))
     return classifier_head(x, self.num_classes)
+
+
+# The registry's names of this family (jaxml.models.registry): config fields and defaults.
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+  "shufflenetv2": {"scale": 1.0, "units": (4, 8, 4), "se": False, "stem": "cifar"},
+}
+
+
+def build_model(name: str, num_classes: int, dtype, f: Mapping[str, Any]) -> ShuffleNetV2:
+  """The registry's builder of 'shufflenetv2'; ConfigError for an impossible field value."""
+  if f["scale"] not in STAGE_CHANNELS or isinstance(f["scale"], bool):
+    raise ConfigError(
+      f"Model 'shufflenetv2': scale must be one of {', '.join(map(str, STAGE_CHANNELS))} "
+      f"(Ma et al. Table 5), got {f['scale']!r}. Set config.model.scale."
+    )
+  return ShuffleNetV2(
+    num_classes,
+    scale=float(f["scale"]),
+    units=counts_field(name, "units", f["units"], 3),
+    se=bool_field(name, "se", f["se"]),
+    stem=stem_field(name, f["stem"]),
+    dtype=dtype,
+  )

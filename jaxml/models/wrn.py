@@ -9,13 +9,19 @@ dropout between the convs, §2.4), plus an identity shortcut, or a 1x1 conv when
 Details follow the widely used PyTorch port (xternalz/WideResNet-pytorch, same numbers as the
 authors' code): when a block changes shape, its first BN-ReLU is shared by the residual branch
 and the 1x1 shortcut conv. WRN-28-10 has 36,479,194 parameters for 10 classes (BN scale/bias
-included). Init, BN and dtype conventions are those of `jaxml.models.resnet`.
+included). Init, BN and dtype conventions are those of `jaxml.models.layers`.
 """
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxml.models.resnet import batch_norm, classifier_head, conv
+from jaxml.errors import ConfigError
+from jaxml.models.fields import depth_field, int_field
+from jaxml.models.layers import batch_norm, classifier_head, conv
 
 
 class WideBasicBlock(nn.Module):
@@ -78,3 +84,19 @@ class WideResNet(nn.Module):
         )(x, train)
     x = nn.relu(batch_norm(train, self.dtype, name="final_bn")(x))
     return classifier_head(x, self.num_classes)
+
+
+# The registry's names of this family (jaxml.models.registry): config fields and defaults.
+MODEL_FIELDS: dict[str, dict[str, Any]] = {"wrn": {"depth": 28, "width": 10, "dropout": 0.0}}
+
+
+def build_model(name: str, num_classes: int, dtype, f: Mapping[str, Any]) -> WideResNet:
+  """The registry's builder of 'wrn'; ConfigError for an impossible field value."""
+  depth = depth_field(name, f["depth"], offset=4)
+  width = int_field(name, "width", f["width"], 1)
+  dropout = f["dropout"]
+  if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    raise ConfigError(
+      f"Model 'wrn': dropout must be a number in [0, 1), got {dropout!r}. Set config.model.dropout."
+    )
+  return WideResNet(depth, width, num_classes, dropout=float(dropout), dtype=dtype)

@@ -17,14 +17,11 @@ FLOPs (MACs) and parameter counts, and one Flax network that takes the encoding 
 
 from jaxml.spaces.base import SearchSpace
 from jaxml.spaces.counting import count_macs, count_params, module_costs
+from jaxml.spaces.crnas import CRDilationSpace, CRStageSpace
 from jaxml.spaces.darts import DARTS_V1, DARTS_V2, DARTSSpace, Genotype
 from jaxml.spaces.econas import EcoNASSpace
 from jaxml.spaces.nb201 import NB201Space
 from jaxml.spaces.shufflenet_spos import ShuffleNetSPOSSpace
-
-# isort: split
-# Last: it imports jaxml.models.resnet, whose package imports the spaces above from here.
-from jaxml.spaces.crnas import CRDilationSpace, CRStageSpace
 
 __all__ = [
   "CRDilationSpace",

@@ -61,13 +61,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml.errors import ConfigError
-from jaxml.models.resnet import (
-  BLOCKS,
-  STEMS,
-  ResNet,
-  classifier_head,
-  resnet_stem,
-)
+from jaxml.models.layers import STEMS, classifier_head
+from jaxml.models.resnet import BLOCKS, ResNet, resnet_stem
 from jaxml.spaces.base import SearchSpace, check_call, randint, select
 from jaxml.spaces.resnet_costs import resnet_macs, resnet_params
 

@@ -20,7 +20,7 @@ ResNets keep theirs: sum tau = N and within the tolerance).
 **Spatial reallocation** (`CRMobileDilationSpace`). Every inverted-residual block's 3x3
 depthwise conv (groups 1 and 7 included) takes a dilation in {1, 2, 3} (padding = dilation, so
 no shape, parameter or MAC changes), with ONE shared depthwise kernel in the supernet
-(`jaxml.models.resnet.DilatedConv` with groups = channels; why one kernel: `jaxml.spaces.crnas`).
+(`jaxml.models.layers.DilatedConv` with groups = channels; why one kernel: `jaxml.spaces.crnas`).
 Encoding int32[sum of all seven groups' blocks]; notation '1|1,2|...' per group.
 
 The fixed build is the plain `MobileNetV2(blocks=(1, *tau, 1), dilations=...)`; the array build
@@ -39,6 +39,7 @@ from typing import ClassVar
 import flax.linen as nn
 
 from jaxml.errors import ConfigError
+from jaxml.models.layers import STEMS
 from jaxml.models.mobilenet import (
   STAGES,
   InvertedResidual,
@@ -49,7 +50,6 @@ from jaxml.models.mobilenet import (
   mobilenet_stem,
   stem_channels,
 )
-from jaxml.models.resnet import STEMS
 from jaxml.spaces.crnas import DILATIONS, DilationReallocation, StageReallocation
 
 # Table 2's repeats of the five searched groups (24/32/64/96/160 channels).

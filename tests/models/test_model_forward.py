@@ -13,7 +13,8 @@ import optax
 import pytest
 
 from jaxml.models import get_model
-from jaxml.models.resnet import conv, pad_shortcut
+from jaxml.models.layers import conv
+from jaxml.models.resnet import pad_shortcut
 
 TINY = {
   "tiny_cnn": {"width": 4},

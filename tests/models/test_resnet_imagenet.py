@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxml.models.resnet import SqueezeExcite
+from jaxml.models.layers import SqueezeExcite
 
 
 def test_resnet50_imagenet_counts(abstract_costs):

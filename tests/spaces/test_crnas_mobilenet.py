@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jaxml.models  # noqa: F401  (imports jaxml.spaces in the order the package expects)
+import jaxml.models
 from jaxml.errors import ConfigError
 from jaxml.models.mobilenet import MobileNetV2
 from jaxml.spaces import count_macs, count_params
