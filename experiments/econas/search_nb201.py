@@ -11,9 +11,10 @@ official search/train.py (SGD lr 0.1, momentum 0.9, weight decay 3e-4, gradient 
   N 5, E 20 of 60 epochs, 16 initial + 100 cycles of 16 children and 8 + 4 promotions (K 28).
   GPU-sized (days on a CPU).
 - `cpu`: about 30 min on a quiet 2-core CPU: C 4, N 1, 8 px, 1/10 of the train images, E 1 of 3
-  epochs, parents 2 / 1 / 1 and promotions 2 + 2 (K 8), 8 cycles.
-- `gpu`: C 8, N 1, 16 px, half the train images, E 4 of 12, K 28 (official pools), 20 cycles.
-- `smoke`: seconds: K 4, 3 cycles of 2 steps per stage on 1,000 images.
+  epochs, parents 2 / 1 / 1 and promotions 2 + 2 (K 8), 8 initial networks, 8 cycles.
+- `gpu`: C 8, N 1, 16 px, half the train images, E 4 of 12, K 28 and 16 initial (official
+  pools), 20 cycles.
+- `smoke`: seconds: K 4, 3 initial networks, 3 cycles of 2 steps per stage on 1,000 images.
 - `random`: random children on the same pools, promotions and schedule (the baseline at equal
   cost and equal number of trained networks).
 
@@ -43,7 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     econas_search.shrink_for_smoke(c)
   if "cpu" in variants:
     c.model.update(channels=4, cells_per_stage=1)
-    c.econas.update(cycles=8, parents=(2, 1, 1), promote=(2, 2), max_age=4)
+    # 8 initial networks fill cycle 0's K slots (the README's 72 = 8 + 8 x 8 trainings).
+    c.econas.update(cycles=8, initial_size=8, parents=(2, 1, 1), promote=(2, 2), max_age=4)
     c.population.update(size=8, mapping="vmap")
     c.data.update(val_size=2000, sample_ratio=0.1)
     c.update(batch_size=64, eval_batch_size=1000, num_epochs=3.0)

@@ -17,20 +17,32 @@ K = `ask_size` trainings, all asked at once (the official code trains them in on
       official record keeps each stage's best val accuracy and ranks by the maximum); then every
       network not trained in the last `max_age` cycles is removed (official: 10)
 
-The first ask (empty pools) is K random architectures: the initial population (official: 16).
-Shapes are fixed: every ask has K = sum(parents) + sum(promote) slots. Where the official code
+The first ask (empty pools) is the initial population: `initial_size` random architectures
+(official: 16, `for i in range(16)` in search/main.py). Shapes are fixed: every ask has
+K = sum(parents) + sum(promote) slots, so the first ask's slots from `initial_size` on are
+inactive (`State.slot_active` False): the caller may train them to keep its population's shape,
+but tell ignores their fitness and they become no network. (The official code records its
+initial networks as trained in iteration 0, like its first cycle's; here they are cycle 0 and the
+first cycle is cycle 1, so they leave the pools one cycle earlier.) Where the official code
 trains fewer networks in a cycle (a pool shorter than its promotion quota, or an empty pool that
 gives no parents: its first cycle trains 6 children and 8 promotions), the free slots here become
 children of tournament winners of P_E (random architectures while P_E is empty), so every cycle
-trains exactly K networks. `random_children=True` draws every child uniformly from the space
-instead: random search run on the same pools, promotions and schedule (the baseline at equal
-cost).
+after the initial one trains exactly K networks. `random_children=True` draws every child
+uniformly from the space instead: random search run on the same pools, promotions and schedule
+(the baseline at equal cost).
 
-The archive is a ring buffer of `capacity` rows. A network is trained at most three times, in
-consecutive cycles, so it dies at the latest max_age + 2 cycles after its creation; with at most
-K new networks per cycle, capacity = K * (max_age + 3) never overwrites a live network.
-`State.slot_rows` tells the caller which row each slot of the last ask trains (a promoted
-network's own row, or the row a child will take), so the caller can find and store weights.
+The archive has `capacity` rows; a network keeps its row from its creation to its removal. A
+child takes a free row (stage 0: removed, or never used), the lowest first. It is not a ring
+buffer: promotions are not consecutive (a network may wait up to max_age - 1 cycles in P_E and
+again in P_2E, so it can live 3 * max_age - 2 cycles), and the former ring of K * (max_age + 3)
+rows handed live networks' rows to children (at cycles 35 and 64 of the grows_with_stage run of
+tests/search/test_hierarchical_evolution.py). Capacity K * max_age always suffices: at the ask
+of cycle c the live networks are those last trained in cycles c - max_age + 1 .. c - 1 (tell
+removes the others), at most K per cycle since a cycle trains K slots, so at most
+K * (max_age - 1) rows are held and the <= K children find free rows. The bound is reached when
+nothing is promoted (promote = (0, 0)). `State.slot_rows` tells the caller which row each slot
+of the last ask trains (a promoted network's own row, or the free row a child takes; -1 for an
+inactive slot), so the caller can find and store weights by row.
 """
 
 import dataclasses
@@ -57,6 +69,8 @@ class State:
     network: int32 [M] network id (creation order, from 0); -1 for rows never used.
     slot_rows: int32 [K] the row each slot of the last ask trains.
     slot_promoted: bool [K] whether that slot continues an existing network.
+    slot_active: bool [K] whether that slot trains a network (False only for the first ask's
+      slots beyond `initial_size`).
     num_networks: int32, networks created so far.
     cycle: int32, cycles told so far (the next ask is cycle `cycle`).
   """
@@ -68,6 +82,7 @@ class State:
   network: jax.Array
   slot_rows: jax.Array
   slot_promoted: jax.Array
+  slot_active: jax.Array
   num_networks: jax.Array
   cycle: jax.Array
 
@@ -82,6 +97,7 @@ class HierarchicalEvolution:
   tournament_divisor: int = 4
   max_age: int = 10
   random_children: bool = False
+  initial_size: int = 16
 
   def __post_init__(self):
     p, q = tuple(self.parents), tuple(self.promote)
@@ -96,6 +112,11 @@ class HierarchicalEvolution:
     if self.max_age < 2:
       # A network trained at cycle c is promoted at c + 1 only if it is still alive then.
       raise ConfigError(f"max_age must be >= 2 cycles (promotion needs it), got {self.max_age}")
+    if not 1 <= self.initial_size <= self.ask_size:
+      raise ConfigError(
+        f"initial_size must be in [1, K = sum(parents) + sum(promote) = {self.ask_size}] (the "
+        f"first ask's slots), got {self.initial_size}"
+      )
 
   @property
   def ask_size(self) -> int:
@@ -103,7 +124,8 @@ class HierarchicalEvolution:
 
   @property
   def capacity(self) -> int:
-    return self.ask_size * (self.max_age + 3)
+    # At most K networks per last-training cycle over max_age - 1 cycles, plus K children.
+    return self.ask_size * self.max_age
 
   def init(self, key: jax.Array) -> State:
     del key  # the initial population is drawn by the first ask
@@ -116,6 +138,7 @@ class HierarchicalEvolution:
       network=jnp.full((m,), -1, jnp.int32),
       slot_rows=jnp.zeros((k,), jnp.int32),
       slot_promoted=jnp.zeros((k,), bool),
+      slot_active=jnp.zeros((k,), bool),
       num_networks=jnp.zeros((), jnp.int32),
       cycle=jnp.zeros((), jnp.int32),
     )
@@ -166,32 +189,43 @@ class HierarchicalEvolution:
     children = jnp.where(use_random[:, None], random, mutated)
 
     candidates = jnp.where(is_promoted[:, None], state.encodings[rows_p], children)
-    # Children take fresh rows, in slot order, from the ring pointer on.
-    child_rank = jnp.cumsum(~is_promoted) - 1
-    new_rows = ((state.num_networks + child_rank) % m).astype(jnp.int32)
+    # Only the first ask has inactive slots: the initial population is smaller than K.
+    active = (state.cycle > 0) | (jnp.arange(k) < self.initial_size)
+    # Children take free rows (their networks removed or never created), lowest first, in slot
+    # order; a live network's row holds its encoding, fitness and (for the caller) weights until
+    # it is removed. `capacity` guarantees K free rows (see the module docstring).
+    is_child = active & ~is_promoted
+    child_rank = jnp.cumsum(is_child) - 1
+    (free_rows,) = jnp.nonzero(state.stage == 0, size=k, fill_value=-1)
+    rows = jnp.where(is_promoted, rows_p, jnp.where(is_child, free_rows[child_rank], -1))
     state = state.replace(
-      slot_rows=jnp.where(is_promoted, rows_p, new_rows), slot_promoted=is_promoted
+      slot_rows=rows.astype(jnp.int32), slot_promoted=is_promoted, slot_active=active
     )
     return state, candidates.astype(jnp.int32)
 
   def tell(self, state: State, candidates: jax.Array, fitness: jax.Array) -> State:
-    rows, promoted = state.slot_rows, state.slot_promoted
+    promoted, active = state.slot_promoted, state.slot_active
+    # Inactive slots write nowhere: their row is out of range and the scatters drop it.
+    rows = jnp.where(active, state.slot_rows, self.capacity)
     fitness = jnp.asarray(fitness, jnp.float32)
-    child_rank = jnp.cumsum(~promoted) - 1
-    new_fitness = jnp.where(promoted, jnp.maximum(state.fitness[rows], fitness), fitness)
-    new_stage = jnp.where(promoted, state.stage[rows] + 1, 1)
-    new_ids = jnp.where(promoted, state.network[rows], state.num_networks + child_rank)
+    is_child = active & ~promoted
+    child_rank = jnp.cumsum(is_child) - 1
+    old_fitness = state.fitness.at[rows].get(mode="fill", fill_value=-jnp.inf)
+    new_fitness = jnp.where(promoted, jnp.maximum(old_fitness, fitness), fitness)
+    new_stage = jnp.where(promoted, state.stage.at[rows].get(mode="fill", fill_value=0) + 1, 1)
+    old_ids = state.network.at[rows].get(mode="fill", fill_value=-1)
+    new_ids = jnp.where(promoted, old_ids, state.num_networks + child_rank)
     cycle = state.cycle + 1
-    stage = state.stage.at[rows].set(new_stage)
-    updated = state.updated.at[rows].set(state.cycle)
+    stage = state.stage.at[rows].set(new_stage, mode="drop")
+    updated = state.updated.at[rows].set(state.cycle, mode="drop")
     # Aging: networks not trained in the last max_age cycles leave every pool.
     dead = (stage > 0) & (cycle - updated >= self.max_age)
     return state.replace(
-      encodings=state.encodings.at[rows].set(jnp.asarray(candidates, jnp.int32)),
+      encodings=state.encodings.at[rows].set(jnp.asarray(candidates, jnp.int32), mode="drop"),
       stage=jnp.where(dead, 0, stage),
-      fitness=jnp.where(dead, -jnp.inf, state.fitness.at[rows].set(new_fitness)),
+      fitness=jnp.where(dead, -jnp.inf, state.fitness.at[rows].set(new_fitness, mode="drop")),
       updated=updated,
-      network=state.network.at[rows].set(new_ids.astype(jnp.int32)),
-      num_networks=state.num_networks + jnp.sum(~promoted).astype(jnp.int32),
+      network=state.network.at[rows].set(new_ids.astype(jnp.int32), mode="drop"),
+      num_networks=state.num_networks + jnp.sum(is_child).astype(jnp.int32),
       cycle=cycle,
     )

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci
 
 EXPERIMENT = REPO_ROOT / "experiments" / "econas" / "search_nb201.py"
 K, STAGE, CYCLES = 4, 2, 2  # smoke: 1 + 1 + 0 parents, 1 + 1 promotions; 2 steps per stage
+INITIAL = 3  # smoke: cycle 0 trains 3 networks of the search, its 4th slot is inactive
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +101,17 @@ def test_outputs_and_summary(full_run, table_dir):
   for name in ("summary.json", "search.npz", "plots/search.png", "config.json", "metrics.jsonl"):
     assert (workdir / name).exists(), name
   assert json.loads((workdir / "summary.json").read_text())["method"] == "econas_search"
-  assert summary["trainings"] == K * (CYCLES + 1) and summary["cycles"] == CYCLES
+  trainings = INITIAL + K * CYCLES
+  assert summary["trainings"] == trainings and summary["cycles"] == CYCLES
   with np.load(workdir / "search.npz") as f:
     stage, val, net = f["stage"], f["val"], f["network"]
-  assert stage.shape == (CYCLES + 1, K) and (stage >= 1).all()
+  # Cycle 0's inactive slot is no network of the search.
+  assert stage.shape == (CYCLES + 1, K) and (stage[1:] >= 1).all()
+  assert (stage[0, :INITIAL] == 1).all() and stage[0, INITIAL] == 0 and net[0, INITIAL] == -1
+  assert np.isnan(val[0, INITIAL]) and (net == -1).sum() == 1
   assert summary["trainings_per_stage"] == [int((stage == s).sum()) for s in (1, 2, 3)]
-  assert summary["networks_trained"] == len(np.unique(net)) == summary["trainings_per_stage"][0]
+  assert summary["networks_trained"] == len(np.unique(net[net >= 0]))
+  assert summary["networks_trained"] == summary["trainings_per_stage"][0]
   # The answer is the best stage-3 training; its accuracy is the table's.
   assert summary["found_stage"] == 3
   assert summary["found_val_accuracy"] == pytest.approx(val[stage == 3].max())
@@ -114,7 +120,7 @@ def test_outputs_and_summary(full_run, table_dir):
     table_dir[1][int(E.encoding_to_index(found))], abs=1e-4
   )
   assert (np.diff(summary["cost_per_cycle"]) > 0).all() and summary["cost_images_x_flops"] > 0
-  assert summary["train_images"] == K * (CYCLES + 1) * STAGE * 8
+  assert summary["train_images"] == trainings * STAGE * 8
 
 
 def test_a_promoted_network_continues_from_its_checkpoint(full_run):
@@ -176,6 +182,7 @@ def test_kill_between_weights_and_search_state_then_resume_is_exact(full_run, ma
     ({"num_steps": 7}, "multiple of 3"),
     ({"econas.cycles": 0}, "cycles must be >= 1"),
     ({"econas.max_age": 1}, "max_age must be >= 2"),
+    ({"econas.initial_size": K + 1}, "initial_size must be in"),
     ({"econas.parents": (1, 1)}, "parents must be 3 counts"),
     ({"model.arch": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"}, "array build"),
   ],

@@ -18,7 +18,11 @@ architectures (the space's array build, encodings per copy in `hparams['model'][
 
 Parent selection, mutation, promotion and aging are the ask/tell search
 `jaxml.search.hierarchical_evolution.HierarchicalEvolution` (pure, jittable); this file trains
-what it asks and tells it the fitness. Cycle 0 trains K random networks (the initial population).
+what it asks and tells it the fitness. Cycle 0 is the initial population: `econas.initial_size`
+random networks (official: 16). The population keeps its K copies in cycle 0 too (one compiled
+step); the K - initial_size inactive slots train throwaway random networks that the search never
+sees: they get network id -1, stage 0 and val NaN in search.npz and count in no cost but the
+wall time.
 
 Fitness is the top-1 accuracy on a held-out val split of the train set (`data.val_size`), at the
 end of each stage; a network's fitness is the best over its stages (official record). The
@@ -28,7 +32,10 @@ search/train.py); here the test set is never read by the search.
 State on disk (`workdir`): `networks/` holds, per cycle, the trained population with Orbax
 (`jaxml.checkpoint.Checkpointer`, per-array checksums): every network's state is slot j of the
 checkpoint of the cycle it was last trained in (kept for max_age + 1 cycles, as long as a live
-network may need it). `checkpoints/` holds the search state after every cycle: the pools
+network may need it). The search's archive row of a network is its handle from creation to
+removal: `updated[row]` and `slot_of_row[row]` find its weights, so a row is only given to a child
+once its network is removed (`HierarchicalEvolution` allocates free rows; checked here).
+`checkpoints/` holds the search state after every cycle: the pools
 (encodings, stages, fitness, ages), where each network's weights are, and the history. The RNG
 of cycle c is fold_in(seed key, c), so the cycle counter is the RNG state. A run killed at any
 point (kill -9) restarts the cycle it was in and ends bit-identical to an uninterrupted one; a
@@ -65,6 +72,7 @@ from jaxml.nasbench import nb201
 
 def _init_keys(seed: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(param keys, rng keys) of networks `ids`: a function of the seed and the network id only."""
+  ids = np.maximum(ids, 0)  # an inactive slot (id -1) trains a throwaway copy: any key will do
   pkeys = np.stack([jax.random.key_data(training.param_key(init_seed(seed, int(i)))) for i in ids])
   base = jax.random.fold_in(jax.random.key(seed), 2)
   rkeys = np.stack([jax.random.key_data(jax.random.fold_in(base, int(i))) for i in ids])
@@ -95,6 +103,16 @@ def build_population(engine, networks, search, slot_of_row, ids, hparams, seed):
       for dst, src in zip(host_leaves, saved_leaves, strict=True):
         dst[j] = src[slot_of_row[rows[j]]]
   return engine.pop.put_copies(jax.tree.unflatten(treedef, host_leaves))
+
+
+def _check_rows(asked, rows, active, child, cycle) -> None:
+  """Refuses an ask whose rows would lose a live network: its row points at its weights."""
+  live = np.asarray(asked.stage)[rows[child]] > 0
+  if len(np.unique(rows[active])) < active.sum() or (rows[child] < 0).any() or live.any():
+    raise RuntimeError(
+      f"cycle {cycle}: the search's archive gave a child a row in use (rows {rows.tolist()}); "
+      "a live network would lose its checkpointed weights"
+    )
 
 
 def run(config, workdir: str) -> dict:
@@ -131,10 +149,14 @@ def run(config, workdir: str) -> dict:
       asked, cands = ask(search, jax.random.fold_in(key, c))
       cands = np.asarray(cands)
       rows, promoted = np.asarray(asked.slot_rows), np.asarray(asked.slot_promoted)
-      child_rank = np.cumsum(~promoted) - 1
+      active = np.asarray(asked.slot_active)
+      child = active & ~promoted
+      _check_rows(asked, rows, active, child, c)
+      child_rank = np.cumsum(child) - 1
       ids = np.where(
         promoted, np.asarray(asked.network)[rows], int(asked.num_networks) + child_rank
       )
+      ids = np.where(active, ids, -1)
       hparams = {"model": {"encoding": cands}}
       pop = build_population(engine, networks, asked, slot_of_row, ids, hparams, config.seed)
       device_hparams = run.pop.put_copies(hparams)
@@ -158,9 +180,10 @@ def run(config, workdir: str) -> dict:
       networks.save(c, {"pop": pop}, {"cycle": c, "network": ids.tolist()}, force=True)
       stage_before = np.where(promoted, np.asarray(asked.stage)[rows], 0)
       search = tell(asked, cands, jnp.asarray(fitness, jnp.float32))
-      slot_of_row[rows] = np.arange(k)
+      slot_of_row[rows[active]] = np.flatnonzero(active)
       history["encoding"][c], history["network"][c] = cands, ids
-      history["stage"][c], history["val"][c] = stage_before + 1, fitness
+      history["stage"][c] = np.where(active, stage_before + 1, 0)
+      history["val"][c] = np.where(active, fitness, np.nan)
       meta["cycle_wall_s"].append(timer.elapsed)
       meta["wall_time_s"] = timer.elapsed
       saved_step = (c + 1) * stage_steps
@@ -171,8 +194,8 @@ def run(config, workdir: str) -> dict:
         {
           "cycle": c,
           "train_loss": float(np.nanmean(train_loss)),
-          "val_accuracy": float(fitness.mean()),
-          "val_accuracy_best": float(fitness.max()),
+          "val_accuracy": float(fitness[active].mean()),
+          "val_accuracy_best": float(fitness[active].max()),
           "promoted": int(promoted.sum()),
           "pool_sizes": [int(np.sum(np.asarray(search.stage) == p)) for p in (1, 2, 3)],
           "answer_val": float(history["val"][ac, aj]),

@@ -14,6 +14,7 @@ def econas_config(**overrides) -> ml_collections.ConfigDict:
   """The `config.econas` block; defaults are the official search/main.py settings."""
   defaults = dict(
     cycles=100,  # cycles after the initial population
+    initial_size=16,  # random networks of cycle 0 (official search/main.py `range(16)`)
     parents=(6, 5, 5),  # children's parents from P_E, P_2E, P_3E
     promote=(8, 4),  # promoted from P_E, P_2E
     tournament_divisor=4,  # tournament size floor(n / divisor) + 1
@@ -42,8 +43,9 @@ def base_config(model: str) -> ml_collections.ConfigDict:
 
 
 def shrink_for_smoke(c: ml_collections.ConfigDict) -> None:
-  """K 4 (1 + 1 + 0 parents, 1 + 1 promotions), 3 cycles of 2 steps, vmap (one compile)."""
-  c.econas.update(cycles=3, parents=(1, 1, 0), promote=(1, 1), max_age=3)
+  """K 4 (1 + 1 + 0 parents, 1 + 1 promotions), 3 initial networks (one inactive slot in cycle
+  0), 3 cycles of 2 steps, vmap (one compile)."""
+  c.econas.update(cycles=3, initial_size=3, parents=(1, 1, 0), promote=(1, 1), max_age=3)
   c.population.update(size=4, mapping="vmap", fast_compile=True)
   c.data.update(val_size=500, sample_ratio=0.02)
   c.update(batch_size=32, eval_batch_size=500, num_steps=6)
@@ -80,6 +82,7 @@ def make_algorithm(config) -> HierarchicalEvolution:
     tournament_divisor=int(e.tournament_divisor),
     max_age=int(e.max_age),
     random_children=bool(e.random_children),
+    initial_size=int(e.initial_size),
   )
 
 

@@ -19,9 +19,13 @@ def answer(history: dict, upto: int):
 def summary(config, run, space, table, history, meta, search, stage_steps) -> dict:
   rounds, k = history["val"].shape
   images = stage_steps * config.batch_size  # per training of one network for one stage
+  # The search's trainings: cycle 0's inactive slots (beyond the initial population) train no
+  # network of the search (network id -1) and count in no cost.
+  searched = history["network"] >= 0
+  trainings = int(searched.sum())
   # Forward FLOPs per image (2 per multiply-add) of each trained architecture at the proxy.
   flops = 2.0 * np.asarray(space.flops(history["encoding"].reshape(-1, space.encoding_length)))
-  cost = np.cumsum(images * flops.reshape(rounds, k).sum(axis=1))
+  cost = np.cumsum(images * np.where(searched, flops.reshape(rounds, k), 0.0).sum(axis=1))
   best_val, best_gt = [], []
   for c in range(rounds):
     ac, aj = answer(history, c)
@@ -39,14 +43,14 @@ def summary(config, run, space, table, history, meta, search, stage_steps) -> di
     "stage_steps": stage_steps,
     "stage_epochs": stage_steps / run.engine.steps_per_epoch,
     "networks_trained": int(search.num_networks),
-    "trainings": int(rounds * k),
+    "trainings": trainings,
     "trainings_per_stage": [int(np.sum(history["stage"] == s)) for s in (1, 2, 3)],
     "found_architecture": space.to_string(enc),
     "found_encoding": enc.tolist(),
     "found_network": int(history["network"][c, j]),
     "found_stage": int(history["stage"][c, j]),
     "found_val_accuracy": float(history["val"][c, j]),
-    "train_images": int(rounds * k * images),
+    "train_images": int(trainings * images),
     "cost_images_x_flops": float(cost[-1]),
     "cost_per_cycle": cost.tolist(),
     "answer_val_per_cycle": best_val,
@@ -59,7 +63,8 @@ def summary(config, run, space, table, history, meta, search, stage_steps) -> di
     summary["answer_test_accuracy_nb201_per_cycle"] = best_gt
     summary["nb201_optimum"] = table.optimum("cifar10")
     # Each network once (a promoted one appears in up to three cycles).
-    _, first = np.unique(history["network"].reshape(-1), return_index=True)
+    ids, first = np.unique(history["network"].reshape(-1), return_index=True)
+    first = first[ids >= 0]
     trained = history["encoding"].reshape(-1, space.encoding_length)[first]
     summary["mean_test_accuracy_nb201_of_networks"] = float(np.mean(table.query(trained)))
   np.savez(run.workdir / "search.npz", **history)
