@@ -265,9 +265,16 @@ def validate_large_batch_optim(optim: ml_collections.ConfigDict) -> None:
   check(0.0 <= start <= 1.0, f"optim.warmup_start_factor must be in [0, 1], got {start}")
 
 
+def check_seed(seed) -> None:
+  """A run's seed is an int >= 0 (numpy's and the NB201 cell draws refuse negative seeds)."""
+  ok = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+  check(ok, f"seed must be an int >= 0, got {seed!r}")
+
+
 def validate_training_config(config: ml_collections.ConfigDict) -> None:
   """Value checks shared by every population-training method."""
   n_dev = jax.device_count()
+  check_seed(config.seed)
   check(config.batch_size > 0, f"batch_size must be > 0, got {config.batch_size}")
   check(config.eval_batch_size > 0, f"eval_batch_size must be > 0, got {config.eval_batch_size}")
   check(config.num_epochs > 0 or config.num_steps > 0, "set num_epochs > 0 or num_steps > 0")

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from jaxml import configs
 from jaxml.errors import ConfigError
 from jaxml.metrics import plots
 from jaxml.metrics.writers import RunWriter, to_jsonable
@@ -73,7 +74,7 @@ def validate_config(config) -> None:
   """`ConfigError` for missing keys or impossible values (only selected methods are checked)."""
   for k in _KEYS:
     _check(k in config, f"tabular config needs config.{k}")
-  _check(_is_int(config.seed), f"config.seed must be an int, got {config.seed!r}")
+  configs.check_seed(config.seed)
   _check(_is_int(config.num_seeds) and config.num_seeds >= 1, "config.num_seeds must be >= 1")
   _check(_is_int(config.queries) and config.queries >= 1, "config.queries must be >= 1")
   sweep = tuple(config.query_sweep) if isinstance(config.query_sweep, list | tuple) else None

@@ -11,14 +11,40 @@ spec = importlib.util.spec_from_file_location("probe_config", ROOT / "tools/prob
 probe_config = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(probe_config)
 
-# One experiment file per method that validates without data (the tabular table is read only
-# when the run starts).
+# One experiment file per method (every method in the registry: checked below); validation
+# needs no data (tables and data are read only when a run starts).
 EXPERIMENTS = [
   "experiments/baselines/cifar10_resnet20.py:smoke",
   "experiments/ohl/cifar10_resnet18.py:smoke",
   "experiments/amlfs/cifar10_noise0.py:smoke",
   "experiments/tabular/nb201_cifar10.py:smoke",
+  "experiments/darts/nb201_cifar10.py:smoke",
+  "experiments/econas/search_nb201.py:smoke",
+  "experiments/econas/proxy_study_nb201.py:smoke",
+  "experiments/spos/nb201_cifar10.py:smoke",
+  "experiments/pcnas/nb201_cifar10.py:smoke",
+  "experiments/crnas/resnet18_cifar10.py:smoke",
 ]
+
+
+def test_every_method_is_probed():
+  from jaxml import config_cli
+  from jaxml.methods import METHODS
+
+  probed = {config_cli.load_config_file(str(ROOT / p)).method for p in EXPERIMENTS}
+  assert probed == set(METHODS)
+
+
+def test_a_negative_seed_is_refused_by_every_method():
+  from jaxml import config_cli
+  from jaxml.errors import ConfigError
+  from jaxml.methods import get_method
+
+  for path in EXPERIMENTS:
+    config = config_cli.load_config_file(str(ROOT / path))
+    config.seed = -1
+    with pytest.raises(ConfigError, match="seed must be an int >= 0"):
+      get_method(config.method).validate_config(config)
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS)
