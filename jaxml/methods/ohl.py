@@ -54,6 +54,9 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
   model, data and schedule by construction; the `baseline` variant is that recipe unchanged."""
   variants = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("baseline", "frozen")])
   c = get_baseline("smoke" if "smoke" in variants else "")
+  if "smoke" in variants:  # before `baseline` returns: `smoke,baseline` is on the same schedule
+    c.data.val_size = 500
+    c.update(batch_size=32, num_steps=48, log_every_steps=8, eval_batch_size=500)
   if "baseline" in variants:
     return c
   c.method = "ohl"
@@ -63,8 +66,6 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
     # A 48-step run is compile-bound on CPU: 'vmap' compiles one copy's graph where 'loop'
     # compiles K (measured under load: 39 s vs 92 s of training time for K=8).
     c.population.mapping = "vmap"
-    c.data.val_size = 500
-    c.update(batch_size=32, num_steps=48, log_every_steps=8, eval_batch_size=500)
     c.ohl.update(trunk_steps=8, policy_lr=0.1)
   return c
 
