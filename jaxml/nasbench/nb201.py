@@ -161,7 +161,9 @@ def find_csv(data_dir: str | None = None) -> pathlib.Path:
     DATASET_DIR,
     (FILENAME,),
     data_dir or None,
-    hint="It is the NATS-Bench topology (NAS-Bench-201) 200-epoch test-accuracy CSV.",
+    hint="It is the NATS-Bench topology (NAS-Bench-201) 200-epoch test-accuracy CSV; build it "
+    "from the official release with `python -m jaxml.nasbench.build_table SOURCE --out DIR` "
+    "(SOURCE: NATS-tss-v1_0-3ffb9-simple/ or NAS-Bench-201-v1_*.pth; docs/data.md).",
   )
   return d / FILENAME
 
