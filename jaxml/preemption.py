@@ -10,8 +10,8 @@ Re-running the same command resumes bit-identically from that checkpoint. A seco
 is the user insisting: it interrupts at once, without saving (the last checkpoint is kept).
 
 The first signal is acknowledged at once with one line on stderr: the step loop never blocks
-inside XLA for longer than the step in flight (`wait_ready` polls with short sleeps, during
-which Python runs this module's handler), and it dispatches no step ahead of the one in flight
+inside XLA for longer than the step in flight (`wait_ready` waits on an event, during which
+Python runs this module's handler), and it dispatches no step ahead of the one in flight
 (`experiment.train_steps`), so the stop takes at most that step plus the save.
 """
 
@@ -19,7 +19,6 @@ import contextlib
 import signal
 import sys
 import threading
-import time
 
 from jaxml.errors import JaxmlError
 
@@ -50,20 +49,31 @@ def note_step(step: int) -> None:
   _step_in_flight[:] = [step]
 
 
-def wait_ready(tree, poll_s: float = 0.002) -> None:
-  """Blocks until every array of `tree` is computed, in short sleeps: a signal's handler runs
-  within `poll_s` (inside `jax.block_until_ready` it would wait for the whole computation)."""
-  pending = [x for x in _leaves(tree) if hasattr(x, "is_ready")]
-  while pending:
-    pending = [x for x in pending if not x.is_ready()]
-    if pending:
-      time.sleep(poll_s)
-
-
-def _leaves(tree):
+def wait_ready(tree) -> None:
+  """Blocks until every array of `tree` is computed, in a way a signal can interrupt: a helper
+  thread waits inside XLA while this (the main) thread waits on an event, during which Python
+  runs a signal's handler at once (inside `jax.block_until_ready` itself the handler would wait
+  for the whole computation)."""
   import jax  # here, so that importing this module stays cheap
 
-  return jax.tree.leaves(tree)
+  leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]
+  if all(x.is_ready() for x in leaves):
+    return
+  done = threading.Event()
+  failed: list[BaseException] = []
+
+  def wait():
+    try:
+      jax.block_until_ready(leaves)
+    except BaseException as e:  # re-raised in the caller's thread
+      failed.append(e)
+    finally:
+      done.set()
+
+  threading.Thread(target=wait, daemon=True).start()
+  done.wait()
+  if failed:
+    raise failed[0]
 
 
 def _handler(signum, frame):
