@@ -1,4 +1,4 @@
-"""Train img/s of the proxy study's work against the PyTorch CPU reference of issue 10.
+"""Train img/s of the proxy study's work against a PyTorch CPU reference of the same cells.
 
 The reference (PyTorch CPU, 2 threads, channels-last, SGD, batch 128): NAS-Bench-201 cells at
 C 8, N 1, 16 px average 5,150 train img/s over 24 stratified cells; the C 16, N 5, 32 px
@@ -33,7 +33,7 @@ from benchmarks import common  # noqa: E402
 from jaxml.errors import ConfigError, DataError  # noqa: E402
 from jaxml.spaces import nb201_encoding as enc201  # noqa: E402
 
-REFERENCE = {"cells": 5150.0, "resnet": 374.0}  # PyTorch CPU train img/s (issue 10)
+REFERENCE = {"cells": 5150.0, "resnet": 374.0}  # PyTorch CPU train img/s (the reference above)
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
 
 

@@ -1,4 +1,4 @@
-"""Copies that differ in architecture: K NAS-Bench-201 cells as one population (issue 8, item 4).
+"""Copies that differ in architecture: K NAS-Bench-201 cells as one population.
 
 The population steps the search space's ARRAY build (`get_model('nb201')`, arch ''), each copy
 with its own encoding in `hparams['model']['encoding']` (int32[K, 6]). Copy k must train and

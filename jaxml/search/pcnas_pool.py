@@ -1,5 +1,5 @@
 """The partial model pool of PC-NAS (Li et al., "Improving One-shot NAS by Suppressing the
-Posterior Fading", CVPR 2020, arXiv 1910.02543, Fig. 1; ../shared/REFERENCES.md §5).
+Posterior Fading", CVPR 2020, arXiv 1910.02543, Fig. 1).
 
 Weight sharing fades the shared posterior away from each architecture's own; PC-NAS shrinks the
 space progressively so fewer architectures share the weights. A *partial model* fixes the
@@ -16,7 +16,7 @@ choices of the first i layers; the pool holds the P best of them:
 
 A "layer" is one position of a space's encoding, in encoding order (NB201: the 6 edges in
 `nb201_encoding.EDGES` order; a ShuffleNet space: its choice blocks). The paper's pool size,
-number of completions and stage lengths are not published (../shared/REFERENCES.md §5: NF), so
+number of completions and stage lengths are not published (neither in the paper nor in code), so
 they are parameters here; the method (`jaxml.methods.pcnas`) documents its choices.
 
 Everything is pure and jittable with fixed shapes: a pool of capacity P has P rows, `live` marks
