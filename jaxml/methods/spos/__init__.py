@@ -6,10 +6,11 @@ array build takes an encoding (NAS-Bench-201, the SPOS / DetNAS ShuffleNetV2 spa
    `spos.sub_batches`) and only they get gradient. `spos.sampling`: 'uniform' (the paper's
    Gamma), 'unique' (NB201: uniform over non-isomorphic cells, Ning et al., NeurIPS 2021),
    'flops_bins' (the released `get_uniform_sample_cand`). Searchable-op BN without affine by
-   default (`spos.affine`). A trunk's val accuracy is one random path's with running BN
-   statistics: a progress signal only.
+   default (`spos.affine`). The run is `jaxml.oneshot.supernet_run` under a
+   `jaxml.oneshot.ProbeController`: a trunk's val accuracy is one random path's with running BN
+   statistics, a progress signal only.
 2. Ranking study (NB201, `spos.rank_random` > 0): `rank_random` random cells plus the table's
-   `rank_top` best, scored K paths per compiled call (`jaxml.oneshot.make_scorer`, per-path BN
+   `rank_top` best, scored K paths per compiled call (`jaxml.oneshot.PathScorer`, per-path BN
    recalibration on `calib_batches` x `calib_batch_size` train images, then val accuracy);
    Kendall / Spearman vs the table over the random, all and the true top-10 % cells; P@top-5 %.
 3. SPOS evolution (Alg. 1, `jaxml.search.spos_evolution.SPOSEvolution`; official P 50, 20
@@ -20,7 +21,7 @@ array build takes an encoding (NAS-Bench-201, the SPOS / DetNAS ShuffleNetV2 spa
 Outputs: the trunk loop's run directory plus `ranking.json`, `search/copy<i>.npz` (resumable
 per generation), `plots/rank_scatter.png`, `plots/evolution.png` and summary.json. DetNAS's
 detection supernet needs COCO (not available offline): the evaluator of
-`jaxml.oneshot.make_scorer` is a callback, so a detection metric plugs in unchanged.
+`jaxml.oneshot.PathScorer` is a callback, so a detection metric plugs in unchanged.
 """
 
 import numpy as np
