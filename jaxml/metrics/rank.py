@@ -18,6 +18,7 @@ Conventions follow scipy.stats so results can be cross-checked:
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def rankdata(x: jax.Array) -> jax.Array:
@@ -88,3 +89,35 @@ def precision_at_k(pred: jax.Array, target: jax.Array, k: int) -> jax.Array:
   target = jnp.asarray(target, jnp.float32)
   kth_best = jax.lax.top_k(target, k)[0][-1]
   return jnp.mean(target[_top_indices(pred, k)] >= kth_best)
+
+
+def rank_metrics(
+  scores,
+  truth,
+  subsets: dict | None = None,
+  *,
+  key: str = "{stat}_{subset}",
+  stats: tuple[str, ...] = ("kendall", "spearman"),
+  min_size: int = 0,
+  precision: dict | None = None,
+) -> dict:
+  """Kendall tau-b and Spearman rho of `scores` against `truth` (float32) over named subsets.
+
+  `subsets` maps a name to a boolean mask or index array (None: every entry; default: one
+  subset '' of every entry); the result's keys are `key.format(stat=..., subset=...)`. A subset
+  with fewer than `min_size` entries, or a non-finite value (a constant score has no ranking),
+  gives None: JSON cannot hold NaN. `precision` maps a key to (k, subset): `precision_at_k` of
+  that subset's scores."""
+  s, t = np.asarray(scores, np.float32), np.asarray(truth, np.float32)
+  fns = {"kendall": kendall_tau, "spearman": spearman}
+  out = {}
+  for name, sel in ({"": None} if subsets is None else subsets).items():
+    a, b = (s, t) if sel is None else (s[sel], t[sel])
+    for stat in stats:
+      v = float(fns[stat](jnp.asarray(a), jnp.asarray(b))) if a.size >= min_size else None
+      out[key.format(stat=stat, subset=name)] = v if v is not None and np.isfinite(v) else None
+  for name, (k, sel) in (precision or {}).items():
+    a, b = (s, t) if sel is None else (s[sel], t[sel])
+    v = float(precision_at_k(jnp.asarray(a), jnp.asarray(b), int(k)))
+    out[name] = v if np.isfinite(v) else None
+  return out

@@ -12,7 +12,7 @@ from train_fixtures import REPO_ROOT, final_params, run_killed_after_first_save,
 
 from jaxml import config_cli, main, models
 from jaxml.errors import ConfigError
-from jaxml.methods import crnas
+from jaxml.methods.crnas import search as crnas_search
 from jaxml.spaces import count_macs
 
 pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
@@ -80,17 +80,17 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, m
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(tiny(), str(tmp_path))  # noqa: E731
   run_killed_after_first_save(run, monkeypatch)
-  original = crnas._write_json
+  original = crnas_search.write_json_atomic
 
   def write_then_die(path, value):
     original(path, value)
     if path.name == "beam.json" and len(value["blocks"]) == 2:
       raise Killed()
 
-  monkeypatch.setattr(crnas, "_write_json", write_then_die)
+  monkeypatch.setattr(crnas_search, "write_json_atomic", write_then_die)
   with pytest.raises(Killed):
     run()
-  monkeypatch.setattr(crnas, "_write_json", original)
+  monkeypatch.setattr(crnas_search, "write_json_atomic", original)
   summary = run()
   drop = lambda s: {k: v for k, v in s.items() if k not in ("stage_supernet", "op_supernet")}  # noqa: E731
   assert drop(summary) == drop(summary_full)

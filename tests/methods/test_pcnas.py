@@ -12,7 +12,7 @@ from train_fixtures import REPO_ROOT, Killed, final_params, set_path, write_conv
 from jaxml import config_cli, experiment, main
 from jaxml.errors import ConfigError, DataError
 from jaxml.methods import pcnas
-from jaxml.methods.pcnas_controller import stage_ends
+from jaxml.methods.pcnas.controller import stage_ends
 from jaxml.search.pcnas_pool import PartialModelPool
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E

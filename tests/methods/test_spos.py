@@ -17,7 +17,8 @@ from train_fixtures import (
 
 from jaxml import config_cli, main, oneshot
 from jaxml.errors import ConfigError
-from jaxml.methods import spos, spos_outputs
+from jaxml.methods import spos
+from jaxml.methods.spos import search
 from jaxml.nasbench import nb201
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
@@ -106,17 +107,17 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, limit, tmp_
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(tiny(**{"spos.max_flops": limit}), str(tmp_path))  # noqa: E731
   run_killed_after_first_save(run, monkeypatch)  # killed in supernet training
-  original, calls = spos_outputs.save_npz_atomic, []
+  original, calls = search.write_npz_atomic, []
 
-  def save_then_die(path, **arrays):  # killed after the search's first generation
-    original(path, **arrays)
+  def save_then_die(path, arrays):  # killed after the search's first generation
+    original(path, arrays)
     calls.append(path)
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(spos_outputs, "save_npz_atomic", save_then_die)
+  monkeypatch.setattr(search, "write_npz_atomic", save_then_die)
   with pytest.raises(KeyboardInterrupt):
     run()
-  monkeypatch.setattr(spos_outputs, "save_npz_atomic", original)
+  monkeypatch.setattr(search, "write_npz_atomic", original)
   summary = run()
   assert summary["ranking"] == summary_full["ranking"]
   assert summary["search"] == summary_full["search"]
@@ -131,7 +132,7 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, limit, tmp_
 @pytest.mark.parametrize("sampling", spos.SAMPLINGS)
 def test_build_sampler_draws_valid_paths(tiny, table_dir, sampling):
   """Each `spos.sampling` builds its sampler (end-to-end training with a sampler is above;
-  the samplers' distributions are tested in tests/test_oneshot.py)."""
+  the samplers' distributions are tested in tests/oneshot/)."""
   c = tiny(**{"spos.sampling": sampling})
   space = spos.build_space(c, 10)
   costs = oneshot.PathCosts.build(space)

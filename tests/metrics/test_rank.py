@@ -76,3 +76,23 @@ def test_random_overlap_matches_brute_force():
     k = 10
     want = len(set(np.argsort(-p)[:k]) & set(np.argsort(-t)[:k])) / k
     assert float(rank.topk_overlap(p, t, k)) == pytest.approx(want)
+
+
+def test_rank_metrics_subsets_keys_and_none():
+  truth = np.arange(8.0)
+  scores = np.asarray([0.0, 2, 1, 3, 4, 6, 5, 7])
+  top = np.asarray([7, 6, 5, 4])
+  out = rank.rank_metrics(
+    scores,
+    truth,
+    {"all": None, "top": top, "tiny": np.arange(8) < 2, "flat": np.arange(8) >= 6},
+    min_size=3,
+    precision={"p@2": (2, None)},
+  )
+  want = scipy.stats.kendalltau(scores[top], truth[top]).statistic
+  assert abs(out["kendall_top"] - want) < 1e-6
+  assert abs(out["spearman_all"] - scipy.stats.spearmanr(scores, truth).statistic) < 1e-6
+  assert out["kendall_tiny"] is None  # fewer than min_size entries
+  const = rank.rank_metrics(np.ones(4), np.arange(4.0), key="{subset}{stat}")
+  assert const == {"kendall": None, "spearman": None}  # a constant score has no ranking
+  assert out["p@2"] == 0.5  # top-2 by score: cells 7 and 5; by truth: 7 and 6

@@ -10,18 +10,17 @@ from jaxml.metrics import plots, rank
 
 
 def rank_metrics(scores, truth, k: int) -> dict:
-  """Spearman, Kendall over all, and within the better half by truth; precision@k."""
-  s, t = jnp.asarray(scores, jnp.float32), jnp.asarray(truth, jnp.float32)
+  """Spearman, Kendall over all, and within the better half by truth; precision@k
+  (`jaxml.metrics.rank.rank_metrics`)."""
   top = np.argsort(-np.asarray(truth), kind="stable")[: len(truth) // 2]
-  out = {
-    "spearman": float(rank.spearman(s, t)),
-    "kendall": float(rank.kendall_tau(s, t)),
-    "top_half_spearman": float(rank.spearman(s[top], t[top])),
-    "top_half_kendall": float(rank.kendall_tau(s[top], t[top])),
-    f"precision_at_{k}": float(rank.precision_at_k(s, t, k)),
-  }
-  # A constant score (e.g. every copy at chance) has no ranking: NaN, which JSON cannot hold.
-  return {key: (v if np.isfinite(v) else None) for key, v in out.items()}
+  return rank.rank_metrics(
+    scores,
+    truth,
+    {"": None, "top_half_": top},
+    key="{subset}{stat}",
+    stats=("spearman", "kendall"),
+    precision={f"precision_at_{k}": (k, None)},
+  )
 
 
 def write_table(path: pathlib.Path, rows: list[dict], k: int) -> None:

@@ -1,13 +1,14 @@
 """What a PC-NAS run reports on NAS-Bench-201 (`jaxml.methods.pcnas`): the returned cell's true
 accuracy and rank in the table, each stage's candidates (supernet potential vs the table's mean
 over all completions), the pool an exact-potential oracle would keep, and the ranking study of
-the final supernet (SPOS's, `jaxml.methods.spos_study`); summary fields, ranking.json,
+the final supernet (SPOS's, `jaxml.methods.spos.search`); summary fields, ranking.json,
 plots/pcnas_stages.png and plots/rank_scatter.png."""
 
 import numpy as np
 
-from jaxml.methods import pcnas_controller as ctl
-from jaxml.methods import spos_outputs, spos_study
+from jaxml.methods.pcnas import controller as ctl
+from jaxml.methods.spos import report as spos_report
+from jaxml.methods.spos import search as spos_search
 from jaxml.metrics import plots, rank
 from jaxml.metrics.writers import write_json_atomic
 from jaxml.spaces import nb201_encoding as enc201
@@ -31,16 +32,18 @@ def true_rank(acc: np.ndarray, value: float) -> int:
 
 
 class Reporter:
-  """`report(state, history, workdir) -> summary fields`, bound to the controller."""
+  """`report(state, history, workdir, variables) -> summary fields` of a finished run: its
+  final controller state, trunk history and supernet `variables`, scored by `scorer`
+  (`jaxml.oneshot.PathScorer`); `ends` = the last trunk of each stage."""
 
-  def __init__(self, config, search, table, truth, score_fn, controller):
+  def __init__(self, config, search, table, truth, scorer, ends):
     self.p, self.search, self.table, self.truth = config.pcnas, search, table, truth
-    self.score_fn, self.controller, self.seed = score_fn, controller, config.seed
+    self.scorer, self.ends, self.seed = scorer, ends, config.seed
 
   def stages(self, history: dict) -> list[dict]:
     encs, acc, valid = self.truth
     out = []
-    for s, end in enumerate(self.controller.ends):
+    for s, end in enumerate(self.ends):
       live = history["candidate_live"][end] & np.isfinite(history["candidate_potential"][end])
       pre, est = history["candidate_prefixes"][end][live], history["candidate_potential"][end][live]
       true = ctl.true_potential(pre, s + 1, encs, acc, valid)
@@ -60,14 +63,14 @@ class Reporter:
       out.append(row | {"_est": est, "_true": true})
     return out
 
-  def study(self, workdir) -> dict:
-    """SPOS's ranking study on the final supernet (`spos_study.ranking_archs`: the same cells as
-    a SPOS run of the same seed; `rank_metrics`): ranking.json and plots/rank_scatter.png."""
+  def study(self, workdir, variables) -> dict:
+    """SPOS's ranking study on the final supernet (`spos.search.ranking_archs`: the same cells
+    as a SPOS run of the same seed; `ranking_metrics`): ranking.json, plots/rank_scatter.png."""
     _, acc, _ = self.truth
-    idx, is_random = spos_study.ranking_archs(self.table, self.p, self.seed)
-    scores = self.score_fn(enc201.index_to_encoding(idx))
+    idx, is_random = spos_search.ranking_archs(self.table, self.p, self.seed)
+    scores = self.scorer(variables, enc201.index_to_encoding(idx))
     threshold = float(np.quantile(acc, 0.9))
-    metrics = spos_study.rank_metrics(scores, acc[idx], is_random, threshold)
+    metrics = spos_search.ranking_metrics(scores, acc[idx], is_random, threshold)
     ranking = {
       "architectures": [enc201.to_string(enc201.index_to_encoding(int(i))) for i in idx],
       "is_random": is_random.tolist(),
@@ -77,10 +80,10 @@ class Reporter:
       "true_top10pct_threshold": threshold,
     }
     write_json_atomic(workdir / "ranking.json", ranking)
-    spos_outputs.plot_ranking(ranking, workdir / "plots" / "rank_scatter.png")
+    spos_report.plot_ranking(ranking, workdir / "plots" / "rank_scatter.png")
     return metrics | {"_score": scores, "_truth": acc[idx]}
 
-  def __call__(self, state, history: dict, workdir) -> dict:
+  def __call__(self, state, history: dict, workdir, variables) -> dict:
     encs, acc, valid = self.truth
     pool = state["pool"]
     live = np.asarray(pool["live"])
@@ -88,7 +91,7 @@ class Reporter:
     true = acc[enc201.encoding_to_index(archs)]
     oracle = ctl.oracle_pool(self.search, encs, acc, valid)
     best_oracle = np.asarray(oracle.prefixes)[0]
-    stages, study = self.stages(history), self.study(workdir)
+    stages, study = self.stages(history), self.study(workdir, variables)
     plot_stages(stages, study, workdir / "plots" / "pcnas_stages.png")
     optimum = float(np.max(acc[valid]))
     returned = float(true[0])
@@ -107,7 +110,7 @@ class Reporter:
       "oracle_true_accuracy": float(acc[enc201.encoding_to_index(best_oracle)]),
       "stages": [{k: v for k, v in s.items() if not k.startswith("_")} for s in stages],
       "ranking": {k: v for k, v in study.items() if not k.startswith("_")},
-      "ranking_anchors": spos_outputs.ANCHORS,
+      "ranking_anchors": spos_report.ANCHORS,
       "true_accuracy_dataset": self.p.dataset,
     }
 

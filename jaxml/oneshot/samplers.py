@@ -20,7 +20,7 @@ from jaxml.errors import ConfigError
 from jaxml.spaces.base import SearchSpace, randint, uniform
 
 if TYPE_CHECKING:
-  from jaxml.oneshot_costs import PathCosts
+  from jaxml.oneshot.costs import PathCosts
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxml.data import pipeline
 from jaxml.errors import ConfigError
@@ -189,3 +190,61 @@ def score_paths(
     )
     _SCORERS[key] = (net, evaluator, scorer)  # the refs keep the ids valid
   return _SCORERS[key][2](variables, encodings, calib_images, eval_data)
+
+
+def calibration_batches(images, batches: int, batch_size: int, order) -> np.ndarray | None:
+  """uint8 [batches, batch_size, H, W, 3]: the training images the BN recalibration forwards,
+  `images[order]` with `order` repeated when it is shorter than the budget and wrapped when its
+  indices pass the split's size (None when `batches` is 0: keep the supernet's statistics)."""
+  if not batches:
+    return None
+  images = np.asarray(images)
+  pick = np.resize(np.asarray(order), batches * batch_size) % images.shape[0]
+  return images[pick].reshape(batches, batch_size, *images.shape[1:])
+
+
+class PathScorer:
+  """`scorer(variables, encodings [n, L], eval_data=None) -> float64 [n]`: each path's `metric`
+  (the evaluator's, accuracy by default) with the supernet's `variables` after per-path BN
+  recalibration on `calib` (SPOS Sec. 3.3), the one scorer of SPOS, PC-NAS and CRNAS.
+
+  `paths_per_call` > 0: the paths go in calls of that many (the last padded by repeating its
+  last path), so every call has one compiled shape whatever n is (SPOS's evolution, PC-NAS's
+  stages); 0: all n in one call. `paths_per_chunk` bounds memory inside a call (`lax.map` over
+  chunks). `eval_data` (whatever the evaluator reads) is fixed here or given per call.
+  """
+
+  def __init__(
+    self,
+    net,
+    evaluator: Evaluator,
+    *,
+    calib=None,
+    eval_data=None,
+    resolution: int | None = None,
+    paths_per_call: int = 0,
+    paths_per_chunk: int = 0,
+    compiler_options: dict | None = None,
+    metric: str = "accuracy",
+  ):
+    self.calib = None if calib is None else jnp.asarray(calib)
+    self.eval_data, self.metric, self.chunk = eval_data, metric, int(paths_per_call)
+    self.score = make_scorer(
+      net,
+      evaluator,
+      resolution=resolution,
+      paths_per_chunk=int(paths_per_chunk),
+      compiler_options=compiler_options,
+    )
+
+  def __call__(self, variables, encodings, eval_data=None) -> np.ndarray:
+    encs = np.asarray(encodings, np.int32)
+    data = self.eval_data if eval_data is None else eval_data
+    n = encs.shape[0]
+    chunk = self.chunk or n
+    padded = np.concatenate([encs, np.repeat(encs[-1:], -n % chunk, 0)])
+    out = [
+      self.score(variables, jnp.asarray(padded[i : i + chunk]), self.calib, data)
+      for i in range(0, padded.shape[0], chunk)
+    ]
+    return np.concatenate([np.asarray(o[self.metric], np.float64) for o in out])[:n]

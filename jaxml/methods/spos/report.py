@@ -1,4 +1,5 @@
-"""SPOS outputs: the search summary, the published anchors, plots and atomic files."""
+"""What a SPOS run reports (`jaxml.methods.spos`): the search summary, the published anchors of
+the NAS-Bench-201 ranking study, the ranking and evolution plots."""
 
 import json
 import pathlib
@@ -32,15 +33,6 @@ ANCHORS = {
 
 def read_json(path) -> dict:
   return json.loads(pathlib.Path(path).read_text())
-
-
-def save_npz_atomic(path, **arrays) -> None:
-  """np.savez through a temp file and a rename: a killed process never leaves half a file."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.stem + ".tmp.npz")
-  np.savez(tmp, **arrays)
-  tmp.replace(path)
 
 
 def mean_metrics(per_copy: list[dict]) -> dict:

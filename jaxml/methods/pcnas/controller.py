@@ -20,9 +20,10 @@ import numpy as np
 
 from jaxml.errors import ConfigError
 from jaxml.metrics import rank
+from jaxml.oneshot import copy_variables
 from jaxml.search import pcnas_pool
 from jaxml.search.pcnas_pool import PartialModelPool, Pool
-from jaxml.trunks import Keep, TrunkReport
+from jaxml.trunks import Controller, Keep, TrunkReport
 
 POTENTIAL_STREAM = 0x9C  # fold_in constant of the completions' keys
 
@@ -60,33 +61,36 @@ def oracle_pool(search: PartialModelPool, all_encs, all_acc, all_valid) -> Pool:
   return pool
 
 
-class PCNASController:
-  """Stage-wise pool shrinking on the trunk loop; `bind` gives it the scorer and the plan."""
+class PCNASController(Controller):
+  """Stage-wise pool shrinking on the trunk loop. `scorer(variables, paths int32 [n, L])` ->
+  accuracy [n] scores paths on the supernet the trunk loop hands to `tell` (`report.pop`);
+  `num_trunks` sets the stages; `truth` = (every encoding, its true accuracy, its validity) of a
+  tabulated space, for the per-stage rank metrics."""
 
   name = "pcnas"
-  augment_fn = loss_fn = aux_init = None
 
-  def __init__(self, search: PartialModelPool, completions: int, stage_trunks: int, seed: int):
+  def __init__(
+    self,
+    search: PartialModelPool,
+    completions: int,
+    stage_trunks: int,
+    seed: int,
+    scorer,
+    num_trunks: int,
+    truth=None,
+  ):
     self.search, self.completions, self.stage_trunks = search, completions, stage_trunks
     self.key = jax.random.fold_in(jax.random.key(seed), POTENTIAL_STREAM)
-    self.score_fn = self.report_fn = None
-    self.ends: list[int] = []
-    self.truth = None  # (all encodings, their accuracy, validity) when a table is given
+    self.scorer, self.truth = scorer, truth
+    self.ends = stage_ends(num_trunks, search.num_layers, stage_trunks)
+    if self.ends[0] < 0:
+      raise ConfigError(
+        f"pcnas: the run has {num_trunks} trunks; its {search.num_layers} stages need at "
+        f"least {self.ends[-1] - self.ends[0] + 1} (pcnas.stage_trunks={stage_trunks})"
+      )
     # One compiled program each (per m) instead of dozens of op-by-op dispatches per stage.
     self._candidates_jit = jax.jit(self._candidates, static_argnums=2)
     self._shrink_jit = jax.jit(self._shrink)
-
-  def bind(self, score_fn, num_trunks: int, truth=None, report_fn=None) -> None:
-    """`score_fn(paths int32 [n, L]) -> accuracy float [n]` with the current supernet;
-    `truth` = (every encoding, its true accuracy, its validity) of a tabulated space;
-    `report_fn(state, history, workdir) -> dict` writes the summary fields and plots."""
-    self.score_fn, self.truth, self.report_fn = score_fn, truth, report_fn
-    self.ends = stage_ends(num_trunks, self.search.num_layers, self.stage_trunks)
-    if self.ends[0] < 0:
-      raise ConfigError(
-        f"pcnas: the run has {num_trunks} trunks; its {self.search.num_layers} stages need at "
-        f"least {self.ends[-1] - self.ends[0] + 1} (pcnas.stage_trunks={self.stage_trunks})"
-      )
 
   def init(self, key):
     rows = self.search.pool_size * self.search.max_choices
@@ -130,7 +134,7 @@ class PCNASController:
     cands = cands.replace(potential=pcnas_pool.potential(acc, use))
     return cands, self.search.keep_top(cands, cands.potential)
 
-  def estimate(self, pool: Pool, stage: int):
+  def estimate(self, pool: Pool, stage: int, variables):
     """(candidates with potentials, new pool, the best scored path): PC-NAS's evaluation of
     the P x N extensions of `pool`, each on `completions` uniform completions (one when the
     candidates are whole architectures); violators are neither scored nor counted."""
@@ -139,19 +143,19 @@ class PCNASController:
     key = jax.random.fold_in(self.key, stage)
     cands, paths, use = jax.device_get(self._candidates_jit(pool, key, m))
     acc = np.zeros(use.shape, np.float32)
-    acc[use] = self.score_fn(paths[use])
+    acc[use] = self.scorer(variables, paths[use])
     cands, new_pool = jax.device_get(self._shrink_jit(cands, acc, use))
     best = paths[use][np.argmax(acc[use])] if use.any() else None
     return cands, new_pool, best
 
   def tell(self, state, report: TrunkReport):
-    del report
     t = int(state["trunk"])
     new = dict(state, trunk=np.int32(t + 1))
     stage = self.stage_of(t)
     info = {"stage": stage, "fixed_layers": int(state["pool"]["fixed"])}
     if t == self.ends[stage]:
-      cands, pool, best = self.estimate(Pool(**state["pool"]), stage)
+      variables = copy_variables(report.pop, 0)  # the supernet as trained up to this trunk end
+      cands, pool, best = self.estimate(Pool(**state["pool"]), stage, variables)
       new.update(pool=pool_dict(pool), candidates=pool_dict(cands))
       if best is not None:
         new["eval_path"] = np.asarray(best, np.int32)
@@ -187,7 +191,3 @@ class PCNASController:
       "candidate_live": cands["live"],
       "candidate_potential": cands["potential"],
     }
-
-  def summary(self, state, history: dict, workdir) -> dict:
-    """The method's report (`bind(report_fn=...)`: it holds the table and the final study)."""
-    return {} if self.report_fn is None else self.report_fn(state, history, workdir)
