@@ -14,7 +14,7 @@ first i + 1 layers from the pool (`jaxml.methods.pcnas.controller`). After stage
 holds whole architectures, ranked; the first is the search's answer. "Layer" = one NB201 edge,
 in `nb201_encoding.EDGES` order.
 
-Choices (the paper's are not published, ../shared/REFERENCES.md §5 NF): pool size 5, 16
+Choices (the paper's are not published): pool size 5, 16
 completions per candidate, paired (the candidates of a stage share the draws of their free
 layers, so draw noise cancels in their comparison), stages 1..5 one trunk (epoch) each and
 stage 0 every trunk before them (so stage 0 is SPOS's uniform training), scoring as SPOS's

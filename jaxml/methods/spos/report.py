@@ -9,7 +9,7 @@ import numpy as np
 from jaxml.metrics import plots
 
 # Public supernet estimates on NAS-Bench-201 CIFAR-10 (C 16, N 5, 600 epochs; few-shot NAS
-# release, ../shared/REFERENCES.md Sec. 7a) and the NB201 paper's weight-sharing rows (7d).
+# release, Zhao et al. ICML 2021) and the NB201 paper's weight-sharing rows (Dong & Yang 2020).
 ANCHORS = {
   "one_shot_uniform": {
     "kendall_all": 0.485,
