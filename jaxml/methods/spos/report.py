@@ -93,18 +93,30 @@ def search_summary(config, space, costs, table, runs) -> dict:
   return out
 
 
+def ranking_title(per_copy: list[dict]) -> str:
+  """The scatter's title: it shows copy 0's scores, so it says so, beside the mean over copies."""
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  k0 = per_copy[0]["kendall_random"]
+  if len(per_copy) == 1:
+    return f"supernet vs NB201, random cells: Kendall {fmt(k0)}"
+  ks = [m["kendall_random"] for m in per_copy if m["kendall_random"] is not None]
+  mean = sum(ks) / len(ks) if ks else None
+  return (
+    f"copy 0 of {len(per_copy)} vs NB201, random cells: Kendall {fmt(k0)} "
+    f"(mean over copies {fmt(mean)})"
+  )
+
+
 def plot_ranking(ranking: dict, out_path) -> None:
   """Supernet score vs true accuracy of the ranking cells (copy 0): random vs table-top cells."""
   plt = plots.plt
   scores = np.asarray(ranking["scores"][0]) * 100
   truth = np.asarray(ranking["true_accuracy"])
   rnd = np.asarray(ranking["is_random"])
-  m = ranking["metrics_per_copy"][0]
   fig, ax = plt.subplots(figsize=(5, 4))
   ax.scatter(truth[rnd], scores[rnd], s=10, label="random cells")
   ax.scatter(truth[~rnd], scores[~rnd], s=14, marker="^", label="table's best cells")
-  k = m["kendall_random"]
-  ax.set_title(f"supernet vs NB201 (random cells: Kendall {k if k is None else round(k, 3)})")
+  ax.set_title(ranking_title(ranking["metrics_per_copy"]), fontsize=9)
   ax.set(xlabel="NB201 200-epoch test accuracy (%)", ylabel="supernet val accuracy (%)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
