@@ -28,13 +28,3 @@ def test_baseline_and_frozen_share_the_method_schedule(experiment, size):
       assert other.data.get(key) == method.data.get(key), (variant, key)
     assert other.optim.to_dict() == method.optim.to_dict(), variant
     assert other.model.to_dict() == method.model.to_dict(), variant
-
-
-def test_ranking_plot_title_says_which_copy_it_shows():
-  from jaxml.methods.spos.report import ranking_title
-
-  two = [{"kendall_random": 0.746}, {"kendall_random": -0.166}]
-  assert ranking_title(two) == (
-    "copy 0 of 2 vs NB201, random cells: Kendall 0.746 (mean over copies 0.290)"
-  )
-  assert ranking_title(two[:1]) == "supernet vs NB201, random cells: Kendall 0.746"
