@@ -10,6 +10,13 @@ and each run's jitted closures are new functions, so without it every run recomp
 programs (a few seconds each on a 2-core CPU). A cache hit returns the executable XLA would have
 built from the identical program, so results do not change. A cache the user configured
 ($JAX_COMPILATION_CACHE_DIR) is left alone.
+
+Every compile is cached (`jax_persistent_cache_min_compile_time_secs` 0, unless
+$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise): the tiny tests' programs compile in
+under jax's default 1 s threshold, and each is built again by later runs and tests. Under
+pytest-xdist the controller makes the directory and its workers inherit it through
+$JAX_COMPILATION_CACHE_DIR (one cache for all of them; subprocesses a test starts inherit it too);
+the controller removes it at the end.
 """
 
 import os
@@ -27,9 +34,13 @@ _JIT_CACHE: list[str] = []
 
 def pytest_configure(config):
   del config
+  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # xdist workers, subprocesses
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
-    return
+    return  # the user's, or (an xdist worker) the controller's
   _JIT_CACHE.append(tempfile.mkdtemp(prefix="jaxml-tests-xla-cache-"))
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _JIT_CACHE[0]
   jax.config.update("jax_compilation_cache_dir", _JIT_CACHE[0])
 
 

@@ -22,7 +22,7 @@ from train_fixtures import REPO_ROOT, set_path
 from jaxml import config_cli
 from jaxml import main as jaxml_main
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+pytestmark = pytest.mark.slow  # every test is an end-to-end run: the end-to-end tier (-m slow)
 
 SMOKES = {
   "cifar10_shufflenetv2": "shufflenetv2",

@@ -203,6 +203,7 @@ def _max_diff(a, b) -> float:
   return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
 
 
+@pytest.mark.slow  # end to end
 def test_sharded_8_devices_equals_unsharded_and_two_processes():
   # Both workers at once: each is mostly single-threaded import and compile (2 cores in CI).
   ref, sharded = map(_digest, [_worker("--devices", n, "--size", 8) for n in (1, 8)])

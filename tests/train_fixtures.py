@@ -68,7 +68,9 @@ def set_path(config: ml_collections.ConfigDict, dotted: str, value) -> None:
 def tiny_train_config(data_dir, cache_dir, **overrides) -> ml_collections.ConfigDict:
   """A CPU-seconds `method='train'` config: the resnet20 smoke config shrunk to tiny_cnn (width 4)
   at 16x16 on the tiny copy in `data_dir`; 12 steps of 16 images = just over one epoch of the 180
-  train images left after a 20-image val hold-out; eval batches of 16 (the last one padded).
+  train images left after a 20-image val hold-out; eval batches of 16 (the last one padded);
+  compiled with XLA:CPU's fast-compile options (`population.fast_compile`: the same programs,
+  fewer optimisation passes).
 
   `overrides` use dotted keys: `tiny_train_config(d, c, **{'population.size': 2})`.
   """
@@ -86,6 +88,7 @@ def tiny_train_config(data_dir, cache_dir, **overrides) -> ml_collections.Config
     checkpoint_every_steps=4,
     progress=False,
   )
+  c.population.fast_compile = True  # XLA:CPU compile time dominates a 12-step run
   for key, value in overrides.items():
     set_path(c, key, value)
   return c
@@ -129,8 +132,8 @@ def final_params(workdir) -> list[np.ndarray]:
 
 def tiny_method_config(experiment: str, data_dir, cache_dir, **overrides):
   """An experiment file's config (`path:arg`) shrunk for end-to-end method tests: tiny_cnn width 4
-  at 16x16 on the tiny copy in `data_dir` (20 val images), 12 steps of 8, two copies. Dotted
-  `overrides` are applied last."""
+  at 16x16 on the tiny copy in `data_dir` (20 val images), 12 steps of 8, two copies, with
+  `population.fast_compile`. Dotted `overrides` are applied last."""
   c = config_cli.load_config_file(experiment)
   c.model = configs.default_model_config("tiny_cnn")
   c.model.width = 4
@@ -143,7 +146,7 @@ def tiny_method_config(experiment: str, data_dir, cache_dir, **overrides):
     resolution=16,
   )
   c.update(batch_size=8, eval_batch_size=20, num_steps=12, log_every_steps=2, progress=False)
-  c.population.size = 2
+  c.population.update(size=2, fast_compile=True)  # XLA:CPU compiles dominate a 12-step run
   for key, value in overrides.items():
     set_path(c, key, value)
   return c

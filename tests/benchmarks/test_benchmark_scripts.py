@@ -43,6 +43,7 @@ def test_train_throughput_quick(tmp_path):
   assert record["img_per_s"] == pytest.approx(8e3 / record["step_ms"], rel=1e-2)
 
 
+@pytest.mark.slow  # end to end
 def test_population_throughput_quick_on_two_devices(tmp_path):
   """A fresh process (--devices must precede JAX's initialisation): shard_map over 2 devices."""
   bench = load_script("population_throughput")
@@ -106,6 +107,7 @@ def test_bad_arguments_raise_config_error(script, argv):
     load_script(script).main(argv)
 
 
+@pytest.mark.slow  # end to end
 def test_architecture_builds_quick_with_a_stub_network(tmp_path, monkeypatch):
   """The array-vs-fixed comparison end to end, through the production Engine, with the NB201
   network replaced by a tiny encoding-aware MLP (the NB201 compiles alone take ~1 min on 2 CPU
@@ -153,6 +155,7 @@ def test_architecture_builds_bad_arguments(argv):
     load_script("architecture_builds").main(argv)
 
 
+@pytest.mark.slow  # end to end
 def test_gpu_suite_smoke_runs_every_part(tmp_path, tiny_cifar_dir):
   """The GPU suite at toy size on the CPU: every part records, JSON and markdown agree."""
   suite = load_script("gpu_suite")
@@ -201,6 +204,7 @@ def test_gpu_suite_rejects_bad_arguments():
     suite.parse_args(["--parts", "train,speed"])
 
 
+@pytest.mark.slow  # end to end
 def test_population_scaling_over_two_virtual_devices(tmp_path):
   """A fresh process (virtual devices must precede JAX's initialisation): 1 then 2 devices."""
   out = tmp_path / "scaling.json"

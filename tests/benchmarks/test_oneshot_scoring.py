@@ -20,6 +20,7 @@ def _load():
   return module
 
 
+@pytest.mark.slow  # end to end
 def test_oneshot_scoring_quick(tmp_path):
   bench = _load()
   out = tmp_path / "oneshot.json"

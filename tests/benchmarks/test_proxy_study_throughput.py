@@ -4,9 +4,13 @@ import json
 import pathlib
 import sys
 
+import pytest
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from benchmarks import proxy_study_throughput as bench  # noqa: E402
+
+pytestmark = pytest.mark.slow  # its one test runs the script end to end
 
 
 def test_quick_measures_fixed_builds_and_the_plain_step(tmp_path):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -103,15 +103,27 @@ def test_http_download_is_checked_extracted_and_loadable(tmp_path, archive, serv
   _assert_same_as_source(raw, batches, tmp_path / "cache")
 
 
-def test_file_url_and_a_complete_copy_is_not_fetched_again(tmp_path, archive):
+def _no_network(monkeypatch):
+  """Any name lookup, URL open or download from here on fails the test."""
+
+  def refuse(*args, **kw):
+    raise AssertionError(f"network touched: {args}")
+
+  for module, name in ((socket, "getaddrinfo"), (urllib.request, "urlopen"), (fetch, "_download")):
+    monkeypatch.setattr(module, name, refuse)
+
+
+def test_file_url_and_a_complete_copy_is_not_fetched_again(tmp_path, archive, monkeypatch):
   path, md5, _ = archive
   got = fetch.fetch_cifar10(tmp_path, url=path.as_uri(), md5=md5.upper())
   before = {p: p.stat().st_mtime_ns for p in got.iterdir()}
-  # Complete already: returns at once, without touching the (unreachable) URL.
-  start = time.monotonic()
+  # Complete already: returns without a lookup, a connection or a download (the URL and the
+  # digest are wrong, so any of those would fail), and without writing anything.
+  _no_network(monkeypatch)
   again = fetch.fetch_cifar10(tmp_path, url=f"http://127.0.0.1:{_closed_port()}/x", md5="0" * 32)
-  assert again == got and time.monotonic() - start < 1
+  assert again == got
   assert {p: p.stat().st_mtime_ns for p in got.iterdir()} == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == [cifar10.PICKLE_DIR]  # no temp files
 
 
 def test_corrupted_archive_is_refused_and_nothing_is_left(tmp_path, archive, server):
@@ -182,48 +194,66 @@ def test_unsafe_archive_members_are_refused(tmp_path, archive, member, message):
   assert not (tmp_path / "evil").exists() and not pathlib.Path("/tmp/jaxml-evil").exists()
 
 
-def test_unreachable_server_fails_within_seconds(tmp_path):
+def _spy_urlopen(monkeypatch) -> list[float]:
+  """Records the `timeout` of every urlopen call (they still go through)."""
+  timeouts, real = [], urllib.request.urlopen
+
+  def spy(url, *args, timeout=None, **kw):
+    timeouts.append(timeout)
+    return real(url, *args, timeout=timeout, **kw)
+
+  monkeypatch.setattr(urllib.request, "urlopen", spy)
+  return timeouts
+
+
+def test_unreachable_server_fails_with_the_timeout_set(tmp_path, monkeypatch):
   root = tmp_path / "root"
-  start = time.monotonic()
+  timeouts = _spy_urlopen(monkeypatch)
   with pytest.raises(DataError) as err:
     fetch.fetch_cifar10(root, url=f"http://127.0.0.1:{_closed_port()}/cifar-10-python.tar.gz")
-  assert time.monotonic() - start < 10
+  assert timeouts == [fetch.TIMEOUT_S]  # one try, bounded: never the socket default (none)
   msg = str(err.value)
   assert "cannot download" in msg and "docs/data.md" in msg and "\n" not in msg
   assert not root.exists()
 
 
-def test_a_server_that_never_answers_times_out(tmp_path):
-  """Connects (the kernel accepts into the backlog) but never replies: the read times out."""
+def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
+  """Connects (the kernel accepts into the backlog) but never replies: the read times out, after
+  the timeout given (it is what urlopen gets)."""
+  timeouts = _spy_urlopen(monkeypatch)
   with socket.socket() as listener:
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
-    start = time.monotonic()
     with pytest.raises(DataError, match="timed out"):
       fetch.fetch_cifar10(tmp_path / "root", url=url, timeout=0.5)
-    assert time.monotonic() - start < 5
+  assert timeouts == [0.5]
   assert not (tmp_path / "root").exists()
 
 
 def test_a_resolver_that_never_answers_costs_only_the_timeout(tmp_path, monkeypatch):
-  release = threading.Event()
+  """The lookup hangs until released: the fetch gives up (after the timeout it was given) while
+  the lookup is still waiting, instead of waiting for it."""
+  release, asked, answered = threading.Event(), threading.Event(), threading.Event()
   real = socket.getaddrinfo
 
   def hanging(host, *args, **kw):
     if host == "cifar.example.invalid":
+      asked.set()
       release.wait(60)
+      answered.set()
       raise socket.gaierror("released")
     return real(host, *args, **kw)
 
   monkeypatch.setattr(socket, "getaddrinfo", hanging)
-  start = time.monotonic()
   try:
-    with pytest.raises(DataError, match="cannot resolve cifar.example.invalid: no answer within"):
+    with pytest.raises(
+      DataError, match="cannot resolve cifar.example.invalid: no answer within 0.5 s"
+    ):
       fetch.fetch_cifar10(tmp_path / "root", url="https://cifar.example.invalid/x", timeout=0.5)
+    assert asked.is_set() and not answered.is_set()  # returned while the lookup still hung
   finally:
     release.set()
-  assert time.monotonic() - start < 5
   assert not (tmp_path / "root").exists()
 
 
@@ -297,10 +327,10 @@ def test_config_download_offline_fails_fast_with_one_clear_line(tmp_path, monkey
   url = f"http://127.0.0.1:{_closed_port()}/cifar-10-python.tar.gz"
   monkeypatch.setattr(fetch, "fetch_cifar10", functools.partial(fetch.fetch_cifar10, url=url))
   cfg = _data_cfg(dir=str(tmp_path / "root"), cache_dir=str(tmp_path / "cache"), download=True)
-  start = time.monotonic()
+  timeouts = _spy_urlopen(monkeypatch)
   with pytest.raises(DataError) as err:
     splits.build_datasets(cfg, seed=0, expected_per_class=None)
-  assert time.monotonic() - start < 10
+  assert timeouts == [fetch.TIMEOUT_S]  # one bounded try
   msg = str(err.value)
   assert "config.data.download=True failed: cannot download" in msg and "docs/data.md" in msg
   assert "\n" not in msg and not (tmp_path / "root").exists()

@@ -62,6 +62,7 @@ def test_each_copy_trains_with_its_own_loss():
     assert not np.allclose(a[2], r[2], atol=1e-6)
 
 
+@pytest.mark.slow  # end to end
 def test_outputs_and_mu_moves(full_run):
   workdir, summary = full_run
   for name in ("config.json", "summary.json", "trunks.npz", "plots/loss_functions.png"):
@@ -140,6 +141,7 @@ def test_neg_loss_reward_ranks_nonfinite_copies_last():
   np.testing.assert_array_equal(amlfs.rewards_from(report, "neg_loss"), [-1.0, -2.0, -2.0])
 
 
+@pytest.mark.slow  # end to end
 @pytest.mark.parametrize("interrupt", ["kill", "sigterm"])
 def test_interrupted_run_resumes_to_the_uninterrupted_end(
   full_run, amlfs_config, tmp_path, monkeypatch, interrupt

@@ -24,7 +24,8 @@ from jaxml.spaces import nb201_encoding as E
 from jaxml.training import StepInputs
 from jaxml.trunks import Keep, TrunkReport
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+# End-to-end runs are marked `slow` one by one (CI runs them once, after the fast tier); the
+# pure functions, toy steps and config refusals here are fast-tier tests.
 
 NB201_CONFIG = REPO_ROOT / "experiments" / "darts" / "nb201_cifar10.py"
 DARTS_CONFIG = REPO_ROOT / "experiments" / "darts" / "darts_cifar10.py"
@@ -211,6 +212,7 @@ def full_run(tiny, tmp_path_factory):
   return workdir, main.run_experiment(tiny(), str(workdir))
 
 
+@pytest.mark.slow  # end to end
 def test_search_outputs(full_run, table_dir):
   workdir, summary = full_run
   for name in ("summary.json", "trunks.npz", "plots/alphas.png", "metrics.jsonl"):
@@ -232,6 +234,7 @@ def test_search_outputs(full_run, table_dir):
   assert taus == pytest.approx([10.0, 0.1])
 
 
+@pytest.mark.slow  # end to end
 def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(tiny(), str(tmp_path))  # noqa: E731

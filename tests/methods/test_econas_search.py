@@ -16,7 +16,8 @@ from jaxml.methods import econas_search
 from jaxml.nasbench import nb201
 from jaxml.spaces import nb201_encoding as E
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+# End-to-end runs are marked `slow` one by one (CI runs them once, after the fast tier); the
+# pure functions, toy steps and config refusals here are fast-tier tests.
 
 EXPERIMENT = REPO_ROOT / "experiments" / "econas" / "search_nb201.py"
 K, STAGE, CYCLES = 4, 2, 2  # smoke: 1 + 1 + 0 parents, 1 + 1 promotions; 2 steps per stage
@@ -96,6 +97,7 @@ def saved_networks(workdir, cycle, like):
   return _saved(workdir, cycle, shapes, treedef)
 
 
+@pytest.mark.slow  # end to end
 def test_outputs_and_summary(full_run, table_dir):
   workdir, summary, _, _ = full_run
   for name in ("summary.json", "search.npz", "plots/search.png", "config.json", "metrics.jsonl"):
@@ -123,6 +125,7 @@ def test_outputs_and_summary(full_run, table_dir):
   assert summary["train_images"] == trainings * STAGE * 8
 
 
+@pytest.mark.slow  # end to end
 def test_a_promoted_network_continues_from_its_checkpoint(full_run):
   """Cycle c's promoted slot holds, before training, exactly the state its network had after
   its last training (weights, BN statistics, optimizer state, step); children start fresh."""
@@ -155,6 +158,7 @@ def test_a_promoted_network_continues_from_its_checkpoint(full_run):
   assert checked == sum(int(np.asarray(s.slot_promoted).sum()) for s, _, _ in built) >= 2
 
 
+@pytest.mark.slow  # end to end
 def test_kill_between_weights_and_search_state_then_resume_is_exact(full_run, make_config):
   """Killed after cycle KILLED_IN's networks were saved, before its search state: the rerun
   repeats that cycle (overwriting its weights), promotes from them in the next, and ends

@@ -42,6 +42,7 @@ def full_run(ohl_config, tmp_path_factory):
   return workdir, summary
 
 
+@pytest.mark.slow  # end to end
 def test_outputs_and_theta_moves(full_run):
   workdir, summary = full_run
   for name in (
@@ -90,6 +91,7 @@ def test_augment_fn_counts_and_shapes():
   assert float(aux2["counts"][0, 37]) == 6.0
 
 
+@pytest.mark.slow  # end to end
 def test_frozen_theta_ablation_keeps_uniform(ohl_config, tmp_path):
   summary = main.run_experiment(ohl_config("smoke,frozen", num_steps=8), str(tmp_path))
   assert summary["learn_theta"] is False
@@ -139,6 +141,7 @@ def test_a_trunk_as_long_as_the_run_is_refused_before_anything_is_written(ohl_co
   assert not workdir.exists()
 
 
+@pytest.mark.slow  # end to end
 def test_kill_and_resume_equals_uninterrupted(full_run, ohl_config, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
   run_killed_after_first_save(lambda: main.run_experiment(ohl_config(), str(tmp_path)), monkeypatch)
@@ -176,6 +179,7 @@ def test_pairs_per_copy_variant_uses_only_each_copys_pairs(ohl_config):
     ohl.validate_config(ohl_config(**{"ohl.pairs_per_copy": -1}))
 
 
+@pytest.mark.slow  # end to end
 def test_sigterm_saves_and_the_rerun_finishes_identically(
   full_run, ohl_config, tmp_path, monkeypatch
 ):

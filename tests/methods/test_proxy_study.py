@@ -17,7 +17,8 @@ from jaxml.metrics import zero_cost
 from jaxml.nasbench import nb201
 from jaxml.spaces import nb201_encoding as E
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
+# End-to-end runs are marked `slow` one by one (CI runs them once, after the fast tier); the
+# pure functions, toy steps and config refusals here are fast-tier tests.
 
 EXPERIMENT = str(train_fixtures.REPO_ROOT / "experiments/econas/proxy_study_nb201.py")
 
@@ -71,6 +72,7 @@ def finished(table_dir, tiny_cifar_dir, tmp_path_factory):
   return config, workdir, summary
 
 
+@pytest.mark.slow  # end to end
 def test_study_end_to_end(finished):
   _, workdir, summary = finished
   rows = {r["proxy"]: r for r in summary["rows"]}
@@ -95,6 +97,7 @@ def test_study_end_to_end(finished):
   assert json.loads((workdir / "summary.json").read_text()) == json.loads(json.dumps(summary))
 
 
+@pytest.mark.slow  # end to end
 def test_killed_study_resumes_to_the_same_table(finished, table_dir, tiny_cifar_dir,
                                                 tmp_path_factory, monkeypatch):  # fmt: skip
   config, _, summary = finished
@@ -112,6 +115,7 @@ def test_killed_study_resumes_to_the_same_table(finished, table_dir, tiny_cifar_
   assert run()["rows"] == resumed["rows"]
 
 
+@pytest.mark.slow  # end to end
 def test_fixed_builds_score_each_cell_in_its_own_run(finished, tmp_path_factory, monkeypatch):
   """`build='fixed'`: one run per cell (only its ops). Cell 0 starts from array copy 0's weights
   of its ops and sees the same batches, so it ends at the same val accuracy. Two of the study's

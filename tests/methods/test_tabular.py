@@ -50,6 +50,7 @@ def smoke_config(data_dir, **overrides):
   return c
 
 
+@pytest.mark.slow  # end to end
 def test_end_to_end_smoke(data_dir, tmp_path):
   d, acc = data_dir
   config = smoke_config(d)

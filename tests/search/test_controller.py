@@ -36,6 +36,7 @@ def searched(tiny_train_config, tmp_path_factory):
   return workdir, run_trunks(run, controller, TRUNK).summary
 
 
+@pytest.mark.slow  # end to end
 def test_fitness_is_the_copies_val_accuracy(searched):
   workdir, summary = searched
   assert summary["queries"] == K * TRUNKS

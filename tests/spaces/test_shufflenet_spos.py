@@ -62,7 +62,7 @@ def test_array_build_equals_fixed_build_with_the_same_weights(tiny):
     np.testing.assert_allclose(array(variables, jnp.asarray(e)), fixed, rtol=1e-4, atol=1e-5)
 
 
-def test_only_the_chosen_blocks_get_gradient(tiny):
+def test_only_the_chosen_blocks_get_gradient(tiny, jit_fast):
   space, x, enc, variables = tiny
   net = space.network()
 
@@ -76,7 +76,9 @@ def test_only_the_chosen_blocks_get_gradient(tiny):
     )
     return jnp.sum(out**2)
 
-  grads = jax.jit(jax.grad(loss))(variables["params"])
+  # XLA:CPU's cheap-compile options: an unchosen block's gradient is exactly zero either way
+  # (it is cut off by the switch, not by an optimisation).
+  grads = jit_fast(jax.grad(loss))(variables["params"])
   for i, chosen in enumerate(enc[0]):
     for name, sub in grads[f"block{i}"].items():
       norm = sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(sub))
