@@ -88,7 +88,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if not _WORKDIR.value:
     config_cli.fail(ConfigError("missing --workdir DIR"), 2)
-  EtaEstimate.config_path = config_cli.split_config_arg(config_cli.find_config_arg(sys.argv))[0]
+  config_arg = config_cli.find_config_arg(sys.argv)
+  EtaEstimate.config_path = config_cli.split_config_arg(config_arg)[0] if config_arg else None
   try:
     summary = run_experiment(_CONFIG.value, _WORKDIR.value)
     for line in rundir.result_lines(summary, _WORKDIR.value):

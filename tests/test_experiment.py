@@ -35,9 +35,12 @@ def test_measures_after_the_first_step_and_prints_once(monkeypatch, capsys):
   eta.begin()
   eta.after_step(9, pop)
   lines = capsys.readouterr().err.splitlines()
-  # The clock reads 0 at the end of step 1, then 1, 2, 3 at steps 2-4: 3 s over 3 steps, 96 steps
-  # left; later steps and stretches print nothing more.
-  assert lines == [f"jaxml: {eta.message(per_step=1.0, remaining=96)}"]
+  # The first stretch says it compiles. The clock reads 0 at the end of step 1, then 1, 2, 3 at
+  # steps 2-4: 3 s over 3 steps, 96 steps left; later steps and stretches print nothing more.
+  assert lines == [
+    "jaxml: compiling the train step on cpu (the first step waits for it) ...",
+    f"jaxml: {eta.message(per_step=1.0, remaining=96)}",
+  ]
 
 
 def test_a_run_shorter_than_the_window_prints_nothing(capsys):

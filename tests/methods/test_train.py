@@ -170,6 +170,7 @@ def test_corrupt_latest_checkpoint_resumes_from_the_previous_one(
   ref_dir, ref_summary, ref_pop = reference
   workdir = tmp_path / "run"
   shutil.copytree(ref_dir, workdir)
+  (workdir / "summary.json").unlink()  # a run stopped after its last checkpoint, not finished
   # Valid Orbax data with the wrong values (step 11's arrays under step 12): only the checksums
   # can tell, so the run must fall back to step 11 and train 11 -> 12 again.
   latest = workdir / "checkpoints" / str(STEPS)
