@@ -15,8 +15,6 @@ from jaxml.errors import ConfigError
 from jaxml.methods.crnas import search as crnas_search
 from jaxml.spaces import count_macs
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
-
 CONFIGS = REPO_ROOT / "experiments" / "crnas"
 
 
@@ -51,6 +49,7 @@ def _read(workdir, name):
   return json.loads((workdir / name).read_text())
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_search_outputs_keep_blocks_and_flops(full_run):
   workdir, summary = full_run
   assert _read(workdir, "summary.json") == json.loads(json.dumps(summary))
@@ -74,6 +73,7 @@ def test_search_outputs_keep_blocks_and_flops(full_run):
     assert summary[phase]["steps"] == 6
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, monkeypatch):
   """Killed in the stage supernet's training, then in the beam search: the resumed run's files
   and weights equal the uninterrupted run's."""
@@ -103,6 +103,7 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, m
       np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_resnet50_smoke_searches_bottlenecks(tiny, tmp_path):
   summary = main.run_experiment(tiny("resnet50_cifar10.py"), str(tmp_path))
   assert _read(tmp_path / "stage_supernet", "config.json")["model"]["block"] == "bottleneck"
@@ -110,6 +111,7 @@ def test_resnet50_smoke_searches_bottlenecks(tiny, tmp_path):
   assert len(summary["found_dilations"]) == 5
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_mobilenetv2_smoke_searches_and_its_overrides_build_the_found_network(tiny, tmp_path):
   summary = main.run_experiment(tiny("mobilenetv2_cifar10.py"), str(tmp_path / "search"))
   stage = _read(tmp_path / "search", "stage_scores.json")

@@ -17,8 +17,6 @@ from jaxml.search.pcnas_pool import PartialModelPool
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
-
 CONFIG = REPO_ROOT / "experiments" / "pcnas" / "nb201_cifar10.py"
 SPOS_CONFIG = REPO_ROOT / "experiments" / "spos" / "nb201_cifar10.py"
 TRUNKS = 7  # 14 steps in trunks of 2: stage 0 = trunks 0-1, stages 1..5 = trunks 2..6
@@ -56,6 +54,7 @@ def full_run(tiny, tmp_path_factory):
   return workdir, main.run_experiment(tiny(), str(workdir))
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_stages_shrink_the_pool_keeping_exactly_the_top_p(full_run, table):
   workdir, summary = full_run
   p = 2
@@ -83,6 +82,7 @@ def test_stages_shrink_the_pool_keeping_exactly_the_top_p(full_run, table):
   assert summary["oracle_arch"] == E.to_string([3] * 6)
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_outputs(full_run):
   workdir, summary = full_run
   for name in ("summary.json", "trunks.npz", "ranking.json", "metrics.jsonl"):
@@ -114,6 +114,7 @@ def _kill_at_save(run, n: int, monkeypatch) -> None:
   monkeypatch.setattr(experiment.PopulationRun, "save", original)
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(tiny(), str(tmp_path))  # noqa: E731

@@ -23,8 +23,6 @@ from jaxml.nasbench import nb201
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
 
-pytestmark = pytest.mark.slow  # end-to-end runs: CI's 3.12 pass skips them (.ci/run)
-
 NB201_CONFIG = REPO_ROOT / "experiments" / "spos" / "nb201_cifar10.py"
 SHUFFLE_CONFIG = REPO_ROOT / "experiments" / "spos" / "shufflenet_cifar10.py"
 
@@ -71,6 +69,7 @@ def full_run(tiny, limit, tmp_path_factory):
   return workdir, main.run_experiment(tiny(**{"spos.max_flops": limit}), str(workdir))
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_outputs_ranking_and_search(full_run, table_dir, limit):
   workdir, summary = full_run
   for name in ("summary.json", "ranking.json", "plots/rank_scatter.png", "plots/evolution.png"):
@@ -103,6 +102,7 @@ def test_outputs_ranking_and_search(full_run, table_dir, limit):
   assert (space.flops(history) <= limit).all()
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, limit, tmp_path, monkeypatch):
   workdir_full, summary_full = full_run
   run = lambda: main.run_experiment(tiny(**{"spos.max_flops": limit}), str(tmp_path))  # noqa: E731
@@ -144,6 +144,7 @@ def test_build_sampler_draws_valid_paths(tiny, table_dir, sampling):
     assert sampler.edges[0] <= costs.flops(paths).min() and len(sampler.edges) == 8
 
 
+@pytest.mark.slow  # an end-to-end run
 def test_shufflenet_smoke_runs(tiny, tmp_path):
   """The ShuffleNetV2 space through the same method (flops_bins sampling, no ground truth)."""
   c = tiny(SHUFFLE_CONFIG, **{"spos.sampling": "flops_bins", "population.size": 1})
