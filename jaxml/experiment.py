@@ -355,6 +355,9 @@ def train_steps(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
     if bar is not None:
       bar.update(1)
+      if t_first is not None and t_first[1] == s + 1 and not getattr(bar, "compile_excluded", 0):
+        # The bar's rate from here on: the compiling first step of the run is left out of it.
+        bar.start_t, bar.initial, bar.compile_excluded = time.time(), bar.n, 1
     reached = s + 1
   preemption.wait_ready(pop)
   if timer is not None:
@@ -367,9 +370,12 @@ def train_steps(
 
 
 def progress_bar(run: PopulationRun, start: int, desc: str):
+  """The run's progress bar; its rate is the average since the first (compiling) step ended
+  (`train_steps` restarts its clock there once)."""
   from tqdm import tqdm
 
   return tqdm(
+    smoothing=0,
     total=run.total_steps,
     initial=start,
     desc=desc,

@@ -1,4 +1,8 @@
-"""The run-time estimate printed once a few steps are timed (`experiment.EtaEstimate`)."""
+"""The run-time estimate (`experiment.EtaEstimate`), the lines a run prints and the step clock."""
+
+import io
+import re
+import sys
 
 import jax.numpy as jnp
 import pytest
@@ -48,3 +52,33 @@ def test_a_run_shorter_than_the_window_prints_nothing(capsys):
   for step in range(1, 4):
     eta.after_step(step, jnp.zeros(1))
   assert capsys.readouterr().err == ""
+
+
+def test_messages_start_on_a_line_of_their_own_above_the_bar(capsys):
+  from tqdm import tqdm
+
+  bar = tqdm(total=10, file=sys.stderr, disable=False, dynamic_ncols=False, ncols=60)
+  bar.update(3)
+  experiment.say("a message")
+  bar.close()
+  err = capsys.readouterr().err
+  # tqdm clears the bar's line (carriage return) before the message: it starts a line.
+  assert re.search(r"(^|[\r\n])jaxml: a message\n", err), err
+
+
+def test_images_per_s_clock_and_bar_rate_leave_the_compiling_step_out(tiny_train_config, tmp_path):
+  from tqdm import tqdm
+
+  run = experiment.PopulationRun(tiny_train_config(**{"population.size": 1}), str(tmp_path))
+  pop = run.engine.init_population()
+  bar = tqdm(total=run.total_steps, file=io.StringIO(), smoothing=0)
+  timer = {}
+  pop, reached = experiment.train_steps(run, pop, {}, {}, 0, 5, bar, timer)
+  pop, reached = experiment.train_steps(run, pop, {}, {}, 5, 8, bar, timer)
+  run.close()
+  assert reached == 8
+  # Each stretch's first step (the one that may compile) is out of the images/s clock.
+  assert timer["timed_steps"] == (5 - 1) + (8 - 5 - 1)
+  assert 0 < timer["timed_s"] < timer["train_s"]
+  # The bar's rate counts from the end of the run's first step, once.
+  assert bar.initial == 1 and bar.compile_excluded == 1
