@@ -82,3 +82,9 @@ def test_images_per_s_clock_and_bar_rate_leave_the_compiling_step_out(tiny_train
   assert 0 < timer["timed_s"] < timer["train_s"]
   # The bar's rate counts from the end of the run's first step, once.
   assert bar.initial == 1 and bar.compile_excluded == 1
+
+
+def test_cpu_advice_names_the_experiment_that_was_run(monkeypatch):
+  monkeypatch.setattr(EtaEstimate, "config_path", "experiments/ohl/cifar10_resnet18.py")
+  text = EtaEstimate(10_000, "cpu").message(per_step=2.0, remaining=9_000)
+  assert "--config experiments/ohl/cifar10_resnet18.py:smoke" in text
