@@ -110,8 +110,9 @@ class TrunkReport:
 class Controller:
   """What the trunk loop calls between trunks; subclass it and override what the method changes.
 
-  The defaults do nothing: no engine hooks, an empty state, no per-copy hparams, `Keep()` at
-  every trunk end, no history rows and no summary fields. `augment_fn`, `loss_fn`, `aux_init`
+  The defaults do nothing: no engine hooks, a one-counter state (a checkpoint needs at least one
+  array), no per-copy hparams, `Keep()` at every trunk end, no history rows and no summary
+  fields. `augment_fn`, `loss_fn`, `aux_init`
   are the engine hooks (`training.make_train_step`); `name` prefixes the controller's metric keys.
   """
 
