@@ -111,5 +111,9 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def fail(error: ConfigError | Exception, code: int) -> None:
-  print(f"jaxml: error: {error}", file=sys.stderr)
+  """One line on stderr (on a line of its own when a progress bar is drawn), then exit."""
+  from tqdm import tqdm
+
+  tqdm.write(f"jaxml: error: {error}", file=sys.stderr)
+  sys.stderr.flush()
   sys.exit(code)

@@ -102,7 +102,7 @@ def main(argv):
     sys.exit(130)
   except preemption.Preempted as e:  # not an error: the run is saved and resumable
     logging.flush()
-    print(f"jaxml: {e}", file=sys.stderr)
+    say(str(e))  # on its own line, below the progress bar
     sys.exit(e.exit_code)
   except JaxmlError as e:
     logging.flush()
