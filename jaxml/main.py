@@ -54,6 +54,8 @@ def run_experiment(config, workdir: str) -> dict:
       f"batch_size, data.resolution or the model's width"
       + (f"; removed the new workdir {workdir}" if removed else "")
     ) from None
+  finally:
+    rundir.record_config(config, workdir)
   return rundir.mark_finished(workdir, summary)
 
 

@@ -9,7 +9,9 @@ written when the answer is no:
   bar, log and checkpoint frequency, where the data lies) may differ.
 - is that run finished? (`finished_summary`): then the run is not repeated (a second final
   evaluation would append a second final row to metrics.jsonl); its result is printed.
-- and after a run: `result_lines`, the headline result and where its outputs are.
+- and after a run (or its stop): `record_config` leaves a config.json at the top of the run
+  directory for the next start to compare with; `result_lines`, the headline result and where
+  its outputs are.
 """
 
 import json
@@ -77,6 +79,17 @@ def check_same_config(config, workdir: str) -> None:
       f"--workdir {workdir} holds a run with another config: {shown}{more}; resume it with its "
       "own config (its config.json) or start the new one in a new --workdir"
     )
+
+
+def record_config(config, workdir: str) -> None:
+  """Writes the run's config.json at the top of `workdir` once the run holds a checkpoint, when
+  the method wrote none there (CRNAS keeps its runs in sub-directories): the next start compares
+  against it. A run that could not start holds no checkpoint and gets no file."""
+  from jaxml.metrics.writers import write_json_atomic
+
+  root = pathlib.Path(workdir).expanduser()
+  if root.is_dir() and not (root / "config.json").exists() and _has_checkpoint(root):
+    write_json_atomic(root / "config.json", config.to_dict())
 
 
 def finished_summary(workdir: str) -> dict | None:

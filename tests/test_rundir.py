@@ -62,3 +62,17 @@ def test_result_lines_name_the_headline_and_the_outputs(tmp_path):
   assert "wall time: 2 min" in lines
   assert f"TensorBoard: tensorboard --logdir {tmp_path}" in lines
   assert any(line.startswith("plots: ") for line in lines)
+
+
+def test_a_run_kept_in_sub_directories_gets_a_top_config_once_it_holds_a_checkpoint(tmp_path):
+  class Config(dict):
+    def to_dict(self):
+      return dict(self)
+
+  rundir.record_config(Config(seed=3), str(tmp_path))  # nothing to resume yet: no file
+  assert not (tmp_path / "config.json").exists()
+  (tmp_path / "stage_supernet" / "checkpoints" / "5").mkdir(parents=True)
+  rundir.record_config(Config(seed=3), str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text()) == {"seed": 3}
+  with pytest.raises(ConfigError, match=r"seed \(3 -> 4\)"):
+    rundir.check_same_config(Config(seed=4), str(tmp_path))
