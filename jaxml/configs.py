@@ -265,6 +265,18 @@ def validate_large_batch_optim(optim: ml_collections.ConfigDict) -> None:
   check(0.0 <= start <= 1.0, f"optim.warmup_start_factor must be in [0, 1], got {start}")
 
 
+def check_space_model(config, block: str, spaces: dict, what: str) -> None:
+  """`config.<block>.space` is one of `spaces` (space -> model name) and `config.model.name` is
+  that space's network; `what` says what the method does with it ('searches the ... network')."""
+  space = config[block].space
+  check(space in spaces, f"{block}.space={space!r}; valid: {', '.join(spaces)}")
+  check(
+    config.model.name == spaces[space],
+    f"{block}.space={space!r} {what.format(repr(spaces[space]))}: set "
+    f"model.name={spaces[space]!r} (got {config.model.name!r})",
+  )
+
+
 def check_seed(seed) -> None:
   """A run's seed is an int >= 0 (numpy's and the NB201 cell draws refuse negative seeds)."""
   ok = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0

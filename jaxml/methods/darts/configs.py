@@ -70,12 +70,7 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
 def validate_config(config) -> None:
   d = config.darts
   check = configs.check
-  check(d.space in SPACES, f"darts.space={d.space!r}; valid: {', '.join(SPACES)}")
-  check(
-    config.model.name == SPACES[d.space],
-    f"darts.space={d.space!r} searches the {SPACES[d.space]!r} network: set "
-    f"model.name={SPACES[d.space]!r} (got {config.model.name!r})",
-  )
+  configs.check_space_model(config, "darts", SPACES, "searches the {} network")
   configs.validate_training_config(config)
   check(
     config.model.get("arch", "") == "",

@@ -90,12 +90,7 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
 
 def validate_config(config) -> None:
   s, check = config.spos, configs.check
-  check(s.space in SPACES, f"spos.space={s.space!r}; valid: {', '.join(SPACES)}")
-  check(
-    config.model.name == SPACES[s.space],
-    f"spos.space={s.space!r} trains the {SPACES[s.space]!r} supernet: set "
-    f"model.name={SPACES[s.space]!r} (got {config.model.name!r})",
-  )
+  configs.check_space_model(config, "spos", SPACES, "trains the {} supernet")
   configs.validate_training_config(config)
   check(config.model.get("arch", "") == "", "spos trains the array build: model.arch must be ''")
   check(config.model.dtype == "float32", "spos: the space networks are float32 only")
