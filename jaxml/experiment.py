@@ -154,13 +154,27 @@ class PopulationRun:
     optimizer and `schedule` the learning rate logged with it; `eval_splits` the splits
     evaluated; `overrides` any other `Engine` argument (e.g. `train_step`, `step_args`: DARTS's
     bilevel step). Returns the new engine, which the trunk loop then runs."""
+    if schedule is not None:
+      self.schedule = schedule
+    self.engine = self.engine_for(model, tx, eval_splits=eval_splits, **overrides)
+    return self.engine
+
+  def engine_for(
+    self,
+    model,
+    tx=None,
+    *,
+    population: Population | None = None,
+    eval_splits: tuple[str, ...] | None = None,
+    **overrides,
+  ) -> Engine:
+    """A new engine of `model` with the run's data, hooks and settings, leaving `self.engine`
+    as it is: e.g. one engine per architecture of a search that trains each network through its
+    fixed build (`population`: its own copies, e.g. one). Arguments as `use_model`."""
     args = {**self._engine_args, **overrides}
     if eval_splits is not None:
       args["eval_sets"] = self._eval_sets(eval_splits)
-    if schedule is not None:
-      self.schedule = schedule
-    self.engine = Engine(self.pop, model, tx or self.engine.tx, **args)
-    return self.engine
+    return Engine(population or self.pop, model, tx or self.engine.tx, **args)
 
   def restore_or(self, state: dict, metadata: dict) -> tuple[int, dict, dict]:
     """Latest good checkpoint (step, state, metadata), or (0, the given fresh ones)."""

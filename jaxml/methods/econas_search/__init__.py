@@ -57,7 +57,9 @@ from jaxml import checkpoint, preemption, training
 from jaxml.engine import init_seed
 from jaxml.experiment import PopulationRun, Timer
 from jaxml.methods.econas_search import report as econas_report
+from jaxml.methods.econas_search import warm_start
 from jaxml.methods.econas_search.configs import (  # noqa: F401  (the method's public names)
+  BUILDS,
   STAGES,
   VARIANTS,
   base_config,
@@ -67,6 +69,7 @@ from jaxml.methods.econas_search.configs import (  # noqa: F401  (the method's p
   shrink_for_smoke,
   validate_config,
 )
+from jaxml.methods.econas_search.fixed import FixedCycles
 from jaxml.nasbench import nb201
 
 
@@ -125,7 +128,11 @@ def run(config, workdir: str) -> dict:
   engine = run.engine
   stage_steps = run.total_steps // STAGES
   k, length, rounds = algorithm.ask_size, space.encoding_length, int(e.cycles) + 1
-  networks = checkpoint.Checkpointer(run.workdir / "networks", max_to_keep=int(e.max_age) + 1)
+  fixed = e.build == "fixed"
+  if fixed:
+    trainer = FixedCycles(run, space, lambda ids: _init_keys(config.seed, ids))
+  else:
+    networks = checkpoint.Checkpointer(run.workdir / "networks", max_to_keep=int(e.max_age) + 1)
   key = jax.random.fold_in(jax.random.key(config.seed), 5)
   fresh = {
     "search": algorithm.init(jax.random.fold_in(key, 2**31 - 1)),
@@ -141,13 +148,25 @@ def run(config, workdir: str) -> dict:
   search = state["search"]
   slot_of_row = np.array(state["slot_of_row"])
   history = {name: np.array(v) for name, v in state["history"].items()}
+  warm = warm_start.initial_networks(config, space, run) if e.warm_start else None
   timer = Timer(meta["wall_time_s"])
   ask, tell = jax.jit(algorithm.ask), jax.jit(algorithm.tell)
   saved_step = int(search.cycle) * stage_steps
+
+  def check_stop():
+    signum = preemption.requested()
+    if signum is not None:  # the cycle in flight is redone on resume
+      run.close()
+      if not fixed:
+        networks.close()
+      raise preemption.Preempted(signum, saved_step, run.workdir)
+
   with preemption.catch_stop_signals():
     for c in range(int(search.cycle), rounds):
       asked, cands = ask(search, jax.random.fold_in(key, c))
-      cands = np.asarray(cands)
+      cands = np.array(cands)
+      if c == 0 and warm is not None:  # the initial population: the zero-cost picks
+        cands[: len(warm)] = warm
       rows, promoted = np.asarray(asked.slot_rows), np.asarray(asked.slot_promoted)
       active = np.asarray(asked.slot_active)
       child = active & ~promoted
@@ -157,27 +176,30 @@ def run(config, workdir: str) -> dict:
         promoted, np.asarray(asked.network)[rows], int(asked.num_networks) + child_rank
       )
       ids = np.where(active, ids, -1)
-      hparams = {"model": {"encoding": cands}}
-      pop = build_population(engine, networks, asked, slot_of_row, ids, hparams, config.seed)
-      device_hparams = run.pop.put_copies(hparams)
+      steps = range(c * stage_steps, (c + 1) * stage_steps)
       t0 = Timer()
-      # Global steps run on across cycles, so each cycle reads new epochs of the data order;
-      # each copy's learning rate follows its own optimizer step count (restored on promotion).
-      for s in range(c * stage_steps, (c + 1) * stage_steps):
-        signum = preemption.requested()
-        if signum is not None:  # the cycle in flight is redone on resume
-          run.close()
-          networks.close()
-          raise preemption.Preempted(signum, saved_step, run.workdir)
-        pop, metrics = engine.step(pop, device_hparams, {}, s)
-      jax.block_until_ready(pop)
-      meta["train_s"] += t0.elapsed
-      val = engine.evaluate(pop, "val", hparams)
-      acc, loss = np.asarray(val["accuracy"], np.float64), np.asarray(val["loss"], np.float64)
+      if fixed:
+        acc, loss, train_loss = trainer.train(c, asked, cands, ids, steps, check_stop)
+        meta["train_s"] += t0.elapsed
+      else:
+        hparams = {"model": {"encoding": cands}}
+        pop = build_population(engine, networks, asked, slot_of_row, ids, hparams, config.seed)
+        device_hparams = run.pop.put_copies(hparams)
+        # Global steps run on across cycles, so each cycle reads new epochs of the data order;
+        # each copy's learning rate follows its own optimizer step count (restored on promotion).
+        for s in steps:
+          check_stop()
+          pop, metrics = engine.step(pop, device_hparams, {}, s)
+        jax.block_until_ready(pop)
+        meta["train_s"] += t0.elapsed
+        val = engine.evaluate(pop, "val", hparams)
+        acc, loss = np.asarray(val["accuracy"], np.float64), np.asarray(val["loss"], np.float64)
+        train_loss = np.asarray(jax.device_get(metrics["loss"]), np.float64)
       fitness = np.where(np.isfinite(acc) & np.isfinite(loss), acc, 0.0)
-      # Weights first, then the search state that points at them: a kill in between reruns
-      # this cycle, which overwrites its weights with the same values.
-      networks.save(c, {"pop": pop}, {"cycle": c, "network": ids.tolist()}, force=True)
+      if not fixed:
+        # Weights first, then the search state that points at them: a kill in between reruns
+        # this cycle, which overwrites its weights with the same values.
+        networks.save(c, {"pop": pop}, {"cycle": c, "network": ids.tolist()}, force=True)
       stage_before = np.where(promoted, np.asarray(asked.stage)[rows], 0)
       search = tell(asked, cands, jnp.asarray(fitness, jnp.float32))
       slot_of_row[rows[active]] = np.flatnonzero(active)
@@ -187,13 +209,12 @@ def run(config, workdir: str) -> dict:
       meta["cycle_wall_s"].append(timer.elapsed)
       meta["wall_time_s"] = timer.elapsed
       saved_step = (c + 1) * stage_steps
-      train_loss = np.asarray(jax.device_get(metrics["loss"]), np.float64)
       ac, aj = econas_report.answer(history, c)
       run.writer.write_scalars(
         saved_step,
         {
           "cycle": c,
-          "train_loss": float(np.nanmean(train_loss)),
+          "train_loss": float(np.nanmean(train_loss[active])),
           "val_accuracy": float(fitness[active].mean()),
           "val_accuracy_best": float(fitness[active].max()),
           "promoted": int(promoted.sum()),
@@ -204,9 +225,13 @@ def run(config, workdir: str) -> dict:
       )
       state = {"search": search, "slot_of_row": slot_of_row, "history": history}
       run.save(saved_step, state, meta)
+      if fixed:  # after the state that dropped them is saved: a resume never needs them
+        trainer.forget(np.asarray(search.network)[np.asarray(search.stage) > 0])
       if preemption.requested() is not None:
         run.stop_if_requested(saved_step)
-  networks.close()
-  return run.finish(
-    econas_report.summary(config, run, space, table, history, meta, search, stage_steps)
-  )
+  if not fixed:
+    networks.close()
+  summary = econas_report.summary(config, run, space, table, history, meta, search, stage_steps)
+  summary["build"] = e.build
+  summary["warm_start"] = warm_start.summary(run.workdir)
+  return run.finish(summary)

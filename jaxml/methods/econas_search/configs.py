@@ -5,6 +5,8 @@ search/main.py settings), the base recipe, the smoke size, their validation and 
 import ml_collections
 
 from jaxml import configs
+from jaxml.methods.proxy_study.configs import zero_cost_net
+from jaxml.metrics import zero_cost
 from jaxml.models import SPACE_MODELS
 from jaxml.search.hierarchical_evolution import HierarchicalEvolution
 from jaxml.spaces import DARTSSpace, EcoNASSpace, NB201Space
@@ -20,6 +22,17 @@ def econas_config(**overrides) -> ml_collections.ConfigDict:
     tournament_divisor=4,  # tournament size floor(n / divisor) + 1
     max_age=10,  # cycles without training before a network leaves the pools
     random_children=False,  # True: the random-search baseline on the same schedule
+    # 'array': a cycle's K networks as one population of the space's array build (one compile);
+    # 'fixed': each network alone through its fixed build (nb201; `fixed.py` says when it wins).
+    build="array",
+    # '' (random initial networks, as official) or a zero-cost measure ('synflow', 'naswot',
+    # ...): the initial population is the best-scored of `warm_start_pool` random cells, scored
+    # at the size `warm_start_net` (proxy_study's c<i>r<j>[n<cells>]) on `warm_start_batch`
+    # train images (`warm_start.py`).
+    warm_start="",
+    warm_start_pool=256,
+    warm_start_net="c0r2n1",
+    warm_start_batch=32,
     table_dir="",  # NAS-Bench-201 table ('' = the data search order); nb201 only
   )
   return ml_collections.ConfigDict({**defaults, **overrides})
@@ -51,6 +64,7 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> None:
   c.update(batch_size=32, eval_batch_size=500, num_steps=6)
 
 
+BUILDS = ("array", "fixed")
 VARIANTS = ("smoke", "random")  # `random`: random children on the same schedule (the baseline)
 STAGES = 3
 
@@ -106,6 +120,25 @@ def validate_config(config) -> None:
     config.num_steps <= 0 or config.num_steps % STAGES == 0,
     f"num_steps={config.num_steps} is the 3-stage schedule (3E): make it a multiple of 3",
   )
+  check(e.build in BUILDS, f"econas.build={e.build!r}; valid: {', '.join(BUILDS)}")
+  check(
+    e.build == "array" or config.model.name == "nb201",
+    f"econas.build='fixed' trains NAS-Bench-201 cells (model.name 'nb201'), got "
+    f"{config.model.name!r}: use econas.build='array'",
+  )
+  if e.warm_start:
+    check(
+      config.model.name == "nb201" and e.warm_start in zero_cost.MEASURES,
+      f"econas.warm_start={e.warm_start!r}: a zero-cost measure ({', '.join(zero_cost.MEASURES)}) "
+      "of NAS-Bench-201 cells (model.name 'nb201'), or '' for random initial networks",
+    )
+    check(
+      e.warm_start_pool >= e.initial_size,
+      f"econas.warm_start_pool={e.warm_start_pool} must be >= econas.initial_size="
+      f"{e.initial_size} (the picks come from the pool)",
+    )
+    check(e.warm_start_batch >= 2, "econas.warm_start_batch must be >= 2 (NASWOT's kernel)")
+    zero_cost_net(e.warm_start_net)  # ConfigError for a bad size name
   algorithm = make_algorithm(config)  # ConfigError for bad parents / promote / divisor / age
   check(
     config.population.size == algorithm.ask_size,
