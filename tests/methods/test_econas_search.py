@@ -189,6 +189,11 @@ def test_kill_between_weights_and_search_state_then_resume_is_exact(full_run, ma
     ({"econas.initial_size": K + 1}, "initial_size must be in"),
     ({"econas.parents": (1, 1)}, "parents must be 3 counts"),
     ({"model.arch": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"}, "array build"),
+    ({"econas.build": "both"}, "econas.build='both'; valid: array, fixed"),
+    ({"econas.warm_start": "accuracy"}, "a zero-cost measure"),
+    ({"econas.warm_start": "synflow", "econas.warm_start_pool": 2}, "warm_start_pool=2"),
+    ({"econas.warm_start": "synflow", "econas.warm_start_net": "c2"}, "zero_cost_net must be"),
+    ({"econas.warm_start": "naswot", "econas.warm_start_batch": 1}, "NASWOT's kernel"),
   ],
 )
 def test_bad_config_is_refused(make_config, overrides, match):
@@ -217,5 +222,76 @@ def test_variants():
   assert rnd.econas.random_children and not cpu.econas.random_children
   rnd.econas.random_children = False
   assert rnd == cpu  # the baseline differs in nothing else: same schedule and budget
+  warm = config_cli.load_config_file(f"{EXPERIMENT}:cpu,warm")
+  assert warm.econas.warm_start == "synflow"
+  warm.econas.warm_start = ""
+  assert warm == cpu
   with pytest.raises(ConfigError, match="exclude"):
     config_cli.load_config_file(f"{EXPERIMENT}:smoke,cpu")
+
+
+def test_fixed_builds_need_nb201(make_config):
+  c = make_config(**{"econas.build": "fixed"})
+  c.model.name = "econas_cells"
+  with pytest.raises(ConfigError, match="build='fixed' trains NAS-Bench-201"):
+    econas_search.validate_config(c)
+
+
+FIXED = {"econas.build": "fixed"}
+WARM = {
+  "econas.warm_start": "synflow",
+  "econas.warm_start_pool": 6,
+  "econas.warm_start_net": "c4r4n1",
+}
+
+
+@pytest.fixture(scope="module")
+def fixed_run(make_config, tmp_path_factory):
+  """The smoke search through fixed builds with a zero-cost warm start, and a copy of its
+  workdir as a kill -9 would leave it right after cycle KILLED_IN's search state was saved."""
+  workdir = tmp_path_factory.mktemp("econas_fixed")
+  killed = tmp_path_factory.mktemp("econas_fixed_killed") / "run"
+  save = checkpoint.Checkpointer.save
+
+  def save_and_snapshot(self, step, state, metadata=None, force=False):
+    save(self, step, state, metadata, force)
+    if self.directory.endswith("checkpoints") and step == (KILLED_IN + 1) * STAGE:
+      shutil.copytree(workdir, killed)
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(checkpoint.Checkpointer, "save", save_and_snapshot)
+    summary = main.run_experiment(make_config(**FIXED, **WARM), str(workdir))
+  return workdir, summary, killed
+
+
+@pytest.mark.slow  # end to end
+def test_fixed_builds_search_and_warm_start(fixed_run):
+  """Same schedule and bookkeeping as the array build; the initial networks are the zero-cost
+  picks; each network's checkpoint holds its last stage."""
+  workdir, summary, _ = fixed_run
+  assert summary["build"] == "fixed" and summary["trainings"] == INITIAL + K * CYCLES
+  with np.load(workdir / "search.npz") as f:
+    stage, net, enc, val = f["stage"], f["network"], f["encoding"], f["val"]
+  assert (stage[0, :INITIAL] == 1).all() and net[0, INITIAL] == -1 and np.isnan(val[0, INITIAL])
+  assert np.isfinite(val[stage > 0]).all()
+  warm = summary["warm_start"]
+  assert warm["measure"] == "synflow" and warm["pool"] <= 6 and len(warm["picked"]) == INITIAL
+  assert warm["picked_scores"] == sorted(warm["picked_scores"], reverse=True)
+  assert [E.to_string(e) for e in enc[0, :INITIAL]] == warm["picked"]
+  kept = sorted(int(d.name) for d in (workdir / "networks").iterdir())
+  assert kept and set(kept) <= set(net[stage > 0].tolist())
+  for n in kept:  # the newest stage saved is the network's last training
+    with checkpoint.Checkpointer(workdir / "networks" / f"{n:06d}") as ckpt:
+      assert ckpt.latest_step() == stage[net == n].max()
+
+
+@pytest.mark.slow  # end to end
+def test_fixed_builds_killed_run_resumes_exactly(fixed_run, make_config):
+  workdir_full, summary_full, killed = fixed_run
+  assert not (killed / "summary.json").exists()
+  summary = main.run_experiment(make_config(**FIXED, **WARM), str(killed))
+  with np.load(killed / "search.npz") as a, np.load(workdir_full / "search.npz") as b:
+    for key in b.files:
+      np.testing.assert_array_equal(a[key], b[key])
+  for key in ("found_architecture", "found_val_accuracy", "cost_per_cycle", "warm_start"):
+    assert summary[key] == summary_full[key]
