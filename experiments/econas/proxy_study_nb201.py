@@ -11,9 +11,15 @@ lr 0.1 cosine, weight decay 5e-4, batch 256, crop + flip.
   python -m jaxml.main --config experiments/econas/proxy_study_nb201.py:smoke --workdir /tmp/ps
   python -m jaxml.main --config experiments/econas/proxy_study_nb201.py:gpu --workdir runs/ps_gpu
 
-The default grid is sized for a 2-core CPU (24 cells, N = 1 cell per stage, one and two epochs
-of an eighth of the data, zero-cost scores at C 16, N 1, 16 px); `gpu` is the wider grid over
-all five factors with 30 cells and the zero-cost scores of the full network at 32 px.
+The default grid is sized for a 2-core CPU (24 cells as fixed builds, N = 1 cell per stage: the
+cheapest rung, C 4 at 8 px for one epoch of an eighth of the data, then C 8 at 16 px on a quarter
+of the data for 2 and 10 epochs; zero-cost scores at C 16, N 1, 16 px); `gpu` is the wider grid
+over all five factors with 30 cells and the zero-cost scores of the full network at 32 px. The
+zero-cost scores of the full network on the CPU (fixed builds, one compile per cell):
+
+  python -m jaxml.main --config experiments/econas/proxy_study_nb201.py --workdir runs/ps_zc_n5 \
+    --config.proxy_study.proxies= --config.proxy_study.zero_cost_net=c0r0 \
+    --config.proxy_study.zero_cost_build=fixed --config.proxy_study.zero_cost_batch=64
 """
 
 import ml_collections
@@ -22,9 +28,10 @@ from jaxml import configs
 
 VARIANTS = ("smoke", "gpu")
 
-# Default: the cheapest rungs of the ladders (C 4, 8 px, N 1) on an eighth of the data, one and
-# two epochs; sized for a 2-core CPU, where the 24-cell array-build population is the cost.
-CPU_GRID = "c4r4s3e1n1,c4r4s3e2n1"
+# Default: the cost/rank curve up to a proxy that ranks. C 4, 8 px, 1/8 of the data, 1 epoch
+# (Spearman 0.03 on these cells, RESULTS.md) is the cheapest rung; C 8, 16 px, 1/4 of the data
+# for 10 epochs ranked them at 0.88, 2 epochs of the same in between.
+CPU_GRID = "c4r4s3e1n1,c2r2s2e2n1,c2r2s2e10n1"
 GPU_GRID = (
   "c4r4s0e10n1,c2r2s0e10n1,c2r2s1e20n1,c0r2s1e10n1,c2r0s1e10n1,c4r4s0e60,c2r2s2e30n2,"
   "c0r0s3e10,c2r2s0e20"
@@ -48,12 +55,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "proxies": CPU_GRID,
       "num_archs": 24,
       "eval_points": 1,  # val evaluations (and checkpoints) per proxy run
-      # 'array': one population of every cell through the array build (one compile); 'fixed': one
-      # run per cell (its ops only, a compile each). For this grid's 46-92 steps the compiles
-      # decide: fixed builds took 68-117 s per cell (~37 min for 24) against 769 s for the whole
-      # array population of c4r4s3e1n1 on the same loaded CPU (RESULTS.md); they pay off for
-      # runs of hundreds of steps (BENCHMARKS.md, "array build vs fixed builds").
-      "build": "array",
+      # 'array': one population of every cell through the array build (one compile); 'fixed':
+      # one run per cell (its ops only, a compile each). On the 2-core CPU fixed builds train ~4x
+      # faster, and win once a proxy runs a few hundred steps; the array build only for proxies
+      # of a few dozen steps, where the N compiles decide (BENCHMARKS.md, "array build vs fixed
+      # builds").
+      "build": "fixed",
       "precision_k": 5,
       "dataset": "cifar10",  # the table's ground truth
       "table_dir": "",  # '' = $JAXML_DATA_DIR, then ../shared/data
@@ -62,13 +69,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # CPU (the N 5 array build's compile alone ran past 20 min on a loaded 2-core CPU).
       "zero_cost_net": "c0r2n1",
       "zero_cost_batch": 32,  # images per NASWOT / snip / grad_norm batch
+      "zero_cost_build": "array",  # 'fixed': one compile per cell (the full N 5 network on a CPU)
     }
   )
   c.population.size = c.proxy_study.num_archs
   if "gpu" in variants:
     # The full network at 32 px and Abdelfattah et al.'s batch of 64 for the zero-cost scores.
+    # The array build: one compile per proxy for all 30 cells, which a GPU runs at full width.
     c.proxy_study.update(
-      proxies=GPU_GRID, num_archs=30, eval_points=4, zero_cost_net="c0r0", zero_cost_batch=64
+      proxies=GPU_GRID,
+      num_archs=30,
+      eval_points=4,
+      build="array",
+      zero_cost_net="c0r0",
+      zero_cost_batch=64,
     )
     c.population.size = 30
     c.batch_size = 256
@@ -76,6 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "smoke" in variants:
     # A minute on a 2-core CPU: 4 cells, two tiny proxies, zero-cost at C 4 N 1 8 px.
     c.proxy_study.update(
+      build="array",
       proxies="c4r4s3e0.5n1,c2r4s3e0.5n1",
       num_archs=4,
       eval_points=1,

@@ -47,6 +47,7 @@ from jaxml.spaces.ops import ReLUConvBN
 
 MEASURES = ("synflow", "naswot", "snip", "grad_norm", "params", "flops")
 TRAINING_FREE = ("synflow", "naswot", "snip", "grad_norm")
+BUILDS = ("array", "fixed")  # `nb201_scores`: one program for all cells | one per cell
 
 # A relu site says where a module's call exposes a ReLU's pattern: 'input' (the module is
 # called on a ReLU's output) or 'output' (a ReLU follows it), or None.
@@ -187,6 +188,7 @@ def nb201_scores(
   seed: int = 0,
   chunk: int = 1,
   fast_compile: bool = True,
+  build: str = "array",
 ) -> dict[str, np.ndarray]:
   """Every measure of `MEASURES` for K NB201 architectures, float64 [K] each.
 
@@ -200,6 +202,10 @@ def nb201_scores(
     fast_compile: on a CPU, compile without XLA's optimisation passes
       (`population.FAST_COMPILE_CPU`): the scores run once, and the array build's compile
       dominates (minutes with the passes on a loaded 2-core CPU).
+    build: 'array' (one program for all K through the array build) or 'fixed' (one program
+      per architecture, only its ops: K compiles, each of a network a fifth the size). The
+      same keys give the same scores. The array build of the full C 16, N 5, 32 px network
+      ran past 20 min of compile on a loaded 2-core CPU; its fixed builds compile one by one.
   """
   encodings = np.asarray(encodings, np.int32)
   space.validate(encodings)
@@ -209,7 +215,8 @@ def nb201_scores(
     raise ConfigError(f"NASWOT's kernel needs a batch of >= 2 images, got {len(images)}")
   if chunk < 1:
     raise ConfigError(f"chunk must be >= 1, got {chunk}")
-  network = space.network()
+  if build not in BUILDS:
+    raise ConfigError(f"build={build!r}; valid: {', '.join(BUILDS)}")
   h = space.input_size
   x = pipeline.normalize(jnp.asarray(images), jnp.float32, resolution=h)
   y = jnp.asarray(labels, jnp.int32)
@@ -217,18 +224,31 @@ def nb201_scores(
     jnp.arange(encodings.shape[0])
   )
 
-  def one(args):
-    key, enc = args
-    return score_one(network, key, enc, x, y, (h, h, 3), space.num_classes)
-
   options = accepted_cpu_options() if fast_compile and jax.default_backend() == "cpu" else None
-  mapped = jax.jit(
-    lambda k, e: jax.lax.map(one, (k, e), batch_size=chunk if chunk > 1 else None),
-    compiler_options=options,
-  )
   with jax.enable_x64(True):  # synflow's float64 (score_one); the rest stays float32
-    scores = mapped(keys, encodings)
-  out = {name: np.asarray(v, np.float64) for name, v in jax.device_get(scores).items()}
+    if build == "array":
+      network = space.network()
+
+      def one(args):
+        key, enc = args
+        return score_one(network, key, enc, x, y, (h, h, 3), space.num_classes)
+
+      mapped = jax.jit(
+        lambda k, e: jax.lax.map(one, (k, e), batch_size=chunk if chunk > 1 else None),
+        compiler_options=options,
+      )
+      scores = jax.device_get(mapped(keys, encodings))
+    else:
+      per_cell = []
+      for key, enc in zip(keys, encodings, strict=True):
+        net = space.network(enc)  # the array build's parameter names: the same initial weights
+
+        def score(k, net=net):
+          return score_one(net, k, None, x, y, (h, h, 3), space.num_classes)
+
+        per_cell.append(jax.device_get(jax.jit(score, compiler_options=options)(key)))
+      scores = {name: np.stack([c[name] for c in per_cell]) for name in TRAINING_FREE}
+  out = {name: np.asarray(v, np.float64) for name, v in scores.items()}
   out["params"] = np.asarray(space.params(encodings), np.float64)
   out["flops"] = np.asarray(space.flops(encodings), np.float64)
   return out

@@ -159,12 +159,39 @@ def test_stratified_choice(table_dir):
     ("proxy_study.zero_cost_net", "c0r0s0", "zero_cost_net must be"),
     ("model.arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "leave config.model.arch"),
     ("proxy_study.build", "supernet", "proxy_study.build"),
+    ("proxy_study.zero_cost_build", "both", "zero_cost_build='both'"),
   ],
 )
 def test_config_errors(table_dir, tiny_cifar_dir, tmp_path_factory, key, value, match):
   config = study_config(table_dir, tiny_cifar_dir, tmp_path_factory, **{key: value})
   with pytest.raises(ConfigError, match=match):
     proxy_study.validate_config(config)
+
+
+def test_a_study_needs_something_to_rank(table_dir, tiny_cifar_dir, tmp_path_factory):
+  config = study_config(table_dir, tiny_cifar_dir, tmp_path_factory)
+  config.proxy_study.update(proxies="", zero_cost=False)
+  with pytest.raises(ConfigError, match="nothing to rank"):
+    proxy_study.validate_config(config)
+
+
+def test_zero_cost_only_study(table_dir, tiny_cifar_dir, tmp_path_factory, monkeypatch):
+  """No training proxy: the zero-cost scores alone, at the build asked for (the full N 5
+  network's fixed builds on a CPU)."""
+  builds = []
+
+  def scores(*args, build="array", **kwargs):
+    builds.append(build)
+    return fake_scores(*args, **kwargs)
+
+  monkeypatch.setattr(zero_cost, "nb201_scores", scores)
+  config = study_config(table_dir, tiny_cifar_dir, tmp_path_factory)
+  config.proxy_study.update(proxies="", zero_cost_build="fixed")
+  workdir = tmp_path_factory.mktemp("zc_only")
+  summary = jaxml_main.run_experiment(config, str(workdir))
+  assert builds == ["fixed"] and not (workdir / "proxies").exists()
+  assert [r["proxy"] for r in summary["rows"]] == list(zero_cost.MEASURES)
+  assert json.loads((workdir / "zero_cost.json").read_text())["build"] == "fixed"
 
 
 def test_experiment_file_variants():

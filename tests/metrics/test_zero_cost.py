@@ -8,10 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxml.data import pipeline
 from jaxml.errors import ConfigError
 from jaxml.metrics import zero_cost as zc
-from jaxml.population import accepted_cpu_options
 from jaxml.spaces import NB201Space
 
 
@@ -84,23 +82,18 @@ def nb201_batch():
 
 
 def test_array_build_scores_equal_the_fixed_build(nb201_batch):
-  # One architecture (compiles dominate: the array build's and the fixed build's score programs).
+  # Compiles dominate: the array build's score program and one fixed build per architecture.
   images, labels = nb201_batch
   space = NB201Space(2, 1, 10, 8)
   scores = zc.nb201_scores(space, ENCODINGS, images, labels, seed=3)
-  x = pipeline.normalize(jnp.asarray(images), jnp.float32, resolution=8)
-  net = space.network(ENCODINGS[1])  # same parameter names, so the same initial weights
-  with jax.enable_x64(True):  # synflow in float64, as nb201_scores computes it
-    fixed = jax.jit(
-      lambda k: zc.score_one(net, k, None, x, labels, (8, 8, 3), 10),
-      compiler_options=accepted_cpu_options(),
-    )(jax.random.fold_in(jax.random.key(3), 1))
+  # Same keys and parameter names: the fixed builds start from the same weights.
+  fixed = zc.nb201_scores(space, ENCODINGS, images, labels, seed=3, build="fixed")
   for name in zc.TRAINING_FREE:
-    assert scores[name][1] == pytest.approx(float(fixed[name]), rel=2e-4), name
+    np.testing.assert_allclose(scores[name], fixed[name], rtol=2e-4, err_msg=name)
   # A different cell scores differently (the encoding reaches the array build).
   assert scores["naswot"][0] != pytest.approx(scores["naswot"][1], rel=1e-3)
   np.testing.assert_array_equal(scores["params"], space.params(ENCODINGS))
-  np.testing.assert_array_equal(scores["flops"], space.flops(ENCODINGS))
+  np.testing.assert_array_equal(fixed["flops"], space.flops(ENCODINGS))
   assert np.all(np.isfinite(scores["synflow"])) and np.all(scores["synflow"] > 0)
 
 
@@ -109,5 +102,7 @@ def test_bad_inputs(nb201_batch):
   space = NB201Space(2, 1, 10, 8)
   with pytest.raises(ConfigError, match="batch of >= 2"):
     zc.nb201_scores(space, ENCODINGS, images[:1], labels[:1])
+  with pytest.raises(ConfigError, match="build='both'"):
+    zc.nb201_scores(space, ENCODINGS, images, labels, build="both")
   with pytest.raises(ConfigError, match="op indices"):
     zc.nb201_scores(space, ENCODINGS + 5, images, labels)

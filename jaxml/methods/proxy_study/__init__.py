@@ -112,9 +112,11 @@ def _zero_cost(config, encodings, path: pathlib.Path) -> dict:
     data.train.images[pick],
     data.train.labels[pick],
     seed=config.seed,
+    build=study.zero_cost_build,
   )
   out = {
     "net": f"C {p.channels}, N {p.cells_per_stage}, {p.resolution} px",
+    "build": study.zero_cost_build,
     "wall_time_s": time.perf_counter() - t0,
     "scores": {k: v.tolist() for k, v in scores.items()},
   }
@@ -132,7 +134,7 @@ def run(config, workdir: str) -> dict:
   write_json_atomic(root / "config.json", config.to_dict())
   k = study.precision_k
   rows = []
-  for p in proxy_lib.parse(study.proxies):
+  for p in proxy_lib.parse(study.proxies) if study.proxies else ():
     s = _train_proxy(config, p, encodings, root / "proxies" / p.name)
     val = np.asarray(s["val_accuracy_per_copy"], np.float64)
     row = {

@@ -8,6 +8,7 @@ import re
 from jaxml import configs
 from jaxml import proxy as proxy_lib
 from jaxml.errors import ConfigError
+from jaxml.metrics import zero_cost
 from jaxml.nasbench import nb201
 
 VARIANTS = ()  # the method has no variants of its own; experiment files define them
@@ -25,7 +26,12 @@ def validate_config(config) -> None:
   check(config.model.arch == "", "proxy_study sets each copy's cell: leave config.model.arch ''")
   check(study.build in BUILDS, f"proxy_study.build={study.build!r}; valid: {', '.join(BUILDS)}")
   check(config.data.val_size > 0, "proxy_study scores copies on the val split: data.val_size > 0")
-  proxies = proxy_lib.parse(study.proxies)
+  check(
+    bool(study.proxies) or study.zero_cost,
+    "proxy_study has nothing to rank: name training proxies (proxy_study.proxies) or set "
+    "proxy_study.zero_cost=True",
+  )
+  proxies = proxy_lib.parse(study.proxies) if study.proxies else ()
   n = study.num_archs
   check(isinstance(n, int) and n >= 2, f"proxy_study.num_archs must be an int >= 2, got {n!r}")
   check(
@@ -40,6 +46,11 @@ def validate_config(config) -> None:
   if study.zero_cost:
     check(study.zero_cost_batch >= 2, "proxy_study.zero_cost_batch must be >= 2 (NASWOT's kernel)")
     zero_cost_net(study.zero_cost_net)
+    check(
+      study.zero_cost_build in zero_cost.BUILDS,
+      f"proxy_study.zero_cost_build={study.zero_cost_build!r}; valid: "
+      f"{', '.join(zero_cost.BUILDS)}",
+    )
   # A proxy's step count needs the train split's size: known exactly only after loading; the
   # default CIFAR-10 split is checked here (45k after the val hold-out), a custom one in `run`.
   if not config.data.dir:
