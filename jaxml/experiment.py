@@ -76,17 +76,19 @@ class PopulationRun:
     controller=None,
     trunk: str = "",
     eval_splits: tuple[str, ...] = SPLITS,
+    data=None,
   ):
     """`controller` (see `jaxml.trunks.Controller`) supplies the engine hooks (augment_fn,
     loss_fn, aux_init); None when the method has none. `trunk` names the config block whose
     `trunk_steps` / `trunk_epochs` set a controller's trunk (e.g. 'ohl'): `self.trunk_steps`.
     `eval_splits`: the splits the engine evaluates (val rewards the copies; a study whose ground
-    truth is a table leaves 'test' out, a search never scores it)."""
+    truth is a table leaves 'test' out, a search never scores it). `data`: the datasets of
+    `config.data` already loaded (`load_datasets`), e.g. once for many runs of one study."""
     self.config = config
     self.workdir = pathlib.Path(workdir)
     # Everything that can refuse the run (data, sizes, the model) comes before the first file is
     # written: a run that cannot start leaves its workdir as it found it.
-    self.data = load_datasets(config.data, config.seed)
+    self.data = data if data is not None else load_datasets(config.data, config.seed)
     p = config.population
     self.pop = Population(p.size, p.mapping, fast_compile=p.fast_compile)
     n_train = int(self.data.train.images.shape[0])

@@ -82,7 +82,7 @@ def test_study_end_to_end(finished):
   # A proxy's scores are its copies' final val accuracies, one copy per architecture.
   assert train["scores"] == per_copy["val_accuracy_per_copy"]
   assert per_copy["encodings"] == [E.from_string(a).tolist() for a in summary["architectures"]]
-  assert 0 < train["cost_fraction"] < 1e-3
+  assert 0 < train["cost_fraction"] < 1e-3 and 0 < train["step_time_s"] < train["wall_time_s"]
   for key in ("spearman", "kendall", "top_half_spearman", "precision_at_2"):
     assert key in train
   # #params ranks against the synthetic truth exactly as rank.spearman says.
@@ -108,8 +108,9 @@ def test_killed_study_resumes_to_the_same_table(finished, table_dir, tiny_cifar_
   train_fixtures.run_killed_after_first_save(run, monkeypatch)
   assert not (workdir / "summary.json").exists()
   resumed = run()
-  # Everything but the wall time (it includes this run's compiles) is as uninterrupted.
-  untimed = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]
+  # Everything but the times (measured in this run, compiles included) is as uninterrupted.
+  timed = ("wall_time_s", "step_time_s")
+  untimed = lambda rows: [{k: v for k, v in r.items() if k not in timed} for r in rows]
   assert untimed(resumed["rows"]) == untimed(summary["rows"])
   # A finished study re-run reads its parts back.
   assert run()["rows"] == resumed["rows"]
@@ -134,6 +135,14 @@ def test_fixed_builds_score_each_cell_in_its_own_run(finished, tmp_path_factory,
   per_run = [json.loads(r.read_text())["val_accuracy_per_copy"] for r in runs]
   assert fixed["rows"][0]["scores"] == [v[0] for v in per_run] and all(len(v) == 1 for v in per_run)
   assert per_run[0][0] == pytest.approx(summary["rows"][0]["scores"][0], abs=0.011)
+  # The steps' own time is part of the proxy's wall time (which adds compiles, set-up, eval).
+  row = fixed["rows"][0]
+  assert 0 < row["step_time_s"] < row["wall_time_s"]
+  # Cells checkpoint at their eval points only (the trunk ends: eval_points = 2 here).
+  for r in runs:
+    steps = sorted(int(d.name) for d in (r.parent / "checkpoints").iterdir() if d.name.isdigit())
+    total = json.loads(r.read_text())["steps"]
+    assert steps == [-(-total // 2), total]
 
 
 def test_stratified_choice(table_dir):

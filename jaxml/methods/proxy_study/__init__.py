@@ -68,30 +68,50 @@ def _train_proxy(config, p, encodings, workdir: pathlib.Path) -> dict:
     return json.loads(done.read_text())
   c = proxy_config(config, p)
   if config.proxy_study.build == "array":
-    return _train(c, workdir, FixedArchitectures(encodings))
-  runs = []
+    s = _train(c, workdir, FixedArchitectures(encodings))
+    return {**s, "step_time_s": _step_time(s, c.batch_size * len(encodings))}
+  runs, walls, data = [], [], None
   for i, enc in enumerate(encodings):
     one = copy.deepcopy(c)
     one.model.arch = enc201.to_string(enc)
     one.population.size = 1
-    runs.append(_train(one, workdir / f"arch{i:03d}", None))
+    # A cell trains for a minute or less at CPU size: its checkpoints are its eval points (a
+    # kill loses at most that), not one per 100 steps as the whole array population's.
+    one.update(checkpoint_every_steps=0, checkpoint_every_epochs=0.0)
+    cell_dir = workdir / f"arch{i:03d}"
+    done_before = (cell_dir / "summary.json").exists()
+    t0 = time.perf_counter()
+    if data is None and not done_before:
+      data = experiment.load_datasets(c.data, c.seed)  # once for all the proxy's cells
+    runs.append(_train(one, cell_dir, None, data))
+    # The cell's whole cost here (set-up and data included), or its run's wall time if it
+    # finished in an earlier process.
+    walls.append(runs[-1]["wall_time_s"] if done_before else time.perf_counter() - t0)
   summary = {
     "val_accuracy_per_copy": [r["val_accuracy_per_copy"][0] for r in runs],
-    "wall_time_s": float(sum(r["wall_time_s"] for r in runs)),
+    "wall_time_s": float(sum(walls)),
+    "step_time_s": float(sum(_step_time(r, c.batch_size) for r in runs)),
     "architectures": [enc201.to_string(e) for e in encodings],
   }
   write_json_atomic(done, summary)
   return summary
 
 
-def _train(config, workdir: pathlib.Path, controller) -> dict:
-  """One trunk-loop run (or its finished summary); the CIFAR test split is never scored."""
+def _step_time(summary: dict, images_per_step: int) -> float:
+  """Seconds the run's train steps take at its measured rate (compiles, evaluation,
+  checkpoints and set-up left out): what the wall time is compared with."""
+  return summary["steps"] * images_per_step / summary["images_per_s"]
+
+
+def _train(config, workdir: pathlib.Path, controller, data=None) -> dict:
+  """One trunk-loop run (or its finished summary); the CIFAR test split is never scored.
+  `data`: the datasets of `config.data`, when already loaded."""
   done = workdir / "summary.json"
   if done.exists():
     return json.loads(done.read_text())
   # The ground truth is the table: the CIFAR-10 test split is never scored (N copies x 10,000
   # images of evaluation would cost about half of a one-epoch proxy's training).
-  run = experiment.PopulationRun(config, str(workdir), controller, eval_splits=("val",))
+  run = experiment.PopulationRun(config, str(workdir), controller, eval_splits=("val",), data=data)
   trunk = -(-run.total_steps // config.proxy_study.eval_points)
   return run_trunks(run, controller, trunk).summary
 
@@ -142,6 +162,7 @@ def run(config, workdir: str) -> dict:
       "kind": "training",
       "cost_fraction": proxy_lib.cost_fraction(p, encodings, _train_size(config)),
       "wall_time_s": s["wall_time_s"],
+      "step_time_s": s.get("step_time_s"),
       **proxy_study_report.rank_metrics(val, truth, k),
       "scores": val.tolist(),
     }
@@ -156,6 +177,7 @@ def run(config, workdir: str) -> dict:
           "kind": "zero-cost",
           "cost_fraction": 0.0,
           "wall_time_s": zc["wall_time_s"] if name in zero_cost.TRAINING_FREE else 0.0,
+          "step_time_s": None,
           **proxy_study_report.rank_metrics(scores, truth, k),
           "scores": scores.tolist(),
         }

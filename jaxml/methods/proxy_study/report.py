@@ -27,15 +27,17 @@ def write_table(path: pathlib.Path, rows: list[dict], k: int) -> None:
   """The study's table in markdown (rows ready for RESULTS.md)."""
   fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
   lines = [
-    f"| proxy | kind | cost fraction | Spearman | Kendall | top-half Spearman | P@{k} | wall s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    f"| proxy | kind | cost fraction | Spearman | Kendall | top-half Spearman | P@{k} | wall s | "
+    "step s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ]
   for r in rows:
     cost = "0 (no training)" if r["kind"] == "zero-cost" else f"{r['cost_fraction']:.2e}"
     lines.append(
       f"| {r['proxy']} | {r['kind']} | {cost} | {fmt(r['spearman'], '.3f')} | "
       f"{fmt(r['kendall'], '.3f')} | {fmt(r['top_half_spearman'], '.3f')} | "
-      f"{fmt(r[f'precision_at_{k}'], '.2f')} | {r['wall_time_s']:.0f} |"
+      f"{fmt(r[f'precision_at_{k}'], '.2f')} | {r['wall_time_s']:.0f} | "
+      f"{fmt(r.get('step_time_s'), '.0f')} |"
     )
   path.write_text("\n".join(lines) + "\n")
 
