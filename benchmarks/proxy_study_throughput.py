@@ -17,9 +17,17 @@ when the table is found, else 24 random cells. Compile time is reported apart fr
 
   python benchmarks/proxy_study_throughput.py --out /tmp/bench/proxy_study_throughput.json
   python benchmarks/proxy_study_throughput.py --quick   # seconds: tiny sizes, 2 cells
+
+Per cell, beside the PyTorch reference run on the same cells
+(`benchmarks/pytorch_nb201_reference.py --out /tmp/bench/pytorch_nb201.json`): every one of the
+24 cells as a fixed build through the Engine and as a bare `jax.jit` step, no array build:
+
+  python benchmarks/proxy_study_throughput.py --mappings= --fixed_cells 24 --per_cell_plain \
+    --no_resnet --pytorch_json /tmp/bench/pytorch_nb201.json --out /tmp/bench/per_cell.json
 """
 
 import argparse
+import json
 import pathlib
 import sys
 import time
@@ -47,6 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--table_dir", default="", help="NAS-Bench-201 table dir ('' = search)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--fast_compile", action="store_true")
+  parser.add_argument(
+    "--per_cell_plain", action="store_true", help="time each fixed cell as a bare jax.jit too"
+  )
+  parser.add_argument(
+    "--pytorch_json", default="", help="per-cell PyTorch rates (pytorch_nb201_reference.py)"
+  )
   parser.add_argument("--out", default=None, help="write the records as JSON here")
   parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
   common.add_timing_args(parser, steps=2, seconds=3.0, what="rounds")
@@ -140,6 +154,41 @@ def per_cell_rates(build, args) -> dict:
   }
 
 
+def per_cell_table(cells, engine_rates, args) -> list[dict]:
+  """One row per cell: the Engine's fixed-build img/s, a bare `jax.jit` step's (if asked) and
+  the PyTorch reference's for the same cell (if given), with their ratios."""
+  reference = {}
+  if args.pytorch_json:
+    ref = json.loads(pathlib.Path(args.pytorch_json).read_text())
+    reference = {r["arch"]: r["img_per_s"] for r in ref["records"]}
+  rows = []
+  for cell, rate in zip(cells, engine_rates, strict=True):
+    arch = enc201.to_string(tuple(int(v) for v in cell))
+    plain = plain_step_rate(cell, args)[0] if args.per_cell_plain else None
+    torch_rate = reference.get(arch)
+    rows.append(
+      {
+        "arch": arch,
+        "engine_img_per_s": rate,
+        "plain_jit_img_per_s": None if plain is None else round(plain, 1),
+        "engine_vs_plain": None if plain is None else round(rate / plain, 3),
+        "pytorch_img_per_s": torch_rate,
+        "engine_vs_pytorch": None if torch_rate is None else round(rate / torch_rate, 3),
+      }
+    )
+  fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+  common.print_table(
+    ["cell", "engine img/s", "bare jit img/s", "engine/bare", "PyTorch img/s", "jaxml/PyTorch"],
+    [
+      [r["arch"], f"{r['engine_img_per_s']:,.0f}", fmt(r["plain_jit_img_per_s"], ",.0f"),
+       fmt(r["engine_vs_plain"], ".2f"), fmt(r["pytorch_img_per_s"], ",.0f"),
+       fmt(r["engine_vs_pytorch"], ".2f")]
+      for r in rows
+    ],
+  )  # fmt: skip
+  return rows
+
+
 def main(argv=None) -> dict:
   args = parse_args(argv)
   env = common.environment()
@@ -171,6 +220,7 @@ def main(argv=None) -> dict:
   b = ab.fixed_builds(cells[spread], args)
   record(setting, b, timed(b, args), REFERENCE["cells"])
   records[-1].update(per_cell_rates(b, args))
+  per_cell = per_cell_table(cells[spread], records[-1]["per_cell_img_per_s"], args)
   if not args.no_resnet:
     args.channels, args.cells_per_stage, args.image = args.resnet_size
     cell = enc201.from_string(RESNET_CELL)
@@ -212,6 +262,7 @@ def main(argv=None) -> dict:
     "load_avg_after": env_after["load_avg"],
     "wall_s": round(wall, 1),
     "records": records,
+    "per_cell": per_cell,
     **env,
   }
   common.write_json(args.out, payload)
