@@ -40,7 +40,7 @@ from absl import logging
 
 from jaxml import configs, preemption
 from jaxml.errors import ConfigError, DivergedError
-from jaxml.experiment import PopulationRun, Timer, progress_bar, train_steps
+from jaxml.experiment import PopulationRun, Timer, progress_bar, say, train_steps
 from jaxml.metrics.writers import write_npz_atomic
 from jaxml.population import CopyState
 
@@ -214,6 +214,23 @@ def _val_row(val: dict, finite: np.ndarray) -> dict:
   return row
 
 
+def reward_signal_noise(acc: np.ndarray, finite: np.ndarray, num_val: int) -> dict:
+  """How much of the copies' reward spread a controller can learn from: the signal is the spread
+  of the finite copies' val accuracies (standard deviation over copies, ddof 1), the noise one
+  val accuracy's binomial standard error at their mean, sqrt(p (1 - p) / num_val): two copies of
+  equal quality differ by about sqrt(2) x noise on a val split of `num_val` images. Signal /
+  noise near 1 means the reward ranks copies by chance as much as by their training."""
+  a = np.asarray(acc, np.float64)[np.asarray(finite)]
+  if a.shape[0] < 2 or num_val < 1:
+    return {}
+  p = float(a.mean())
+  spread, noise = float(a.std(ddof=1)), float(np.sqrt(max(p * (1 - p), 0.0) / num_val))
+  out = {"reward_spread": spread, "reward_noise": noise}
+  if noise > 0:
+    out["reward_signal_to_noise"] = spread / noise
+  return out
+
+
 def _final_eval(run: PopulationRun, pop, hparams, identical: bool) -> dict:
   """Val/test accuracy of the final model (copy 0 once all copies agree) or of every copy."""
   out = {}
@@ -304,17 +321,25 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
           logging.warning(
             "trunk %d: copies %s diverged (non-finite val)", t, np.flatnonzero(~finite)
           )
-        row = {"trunk": t, **_val_row(val, finite)}
+        num_val = int(run.data.val.labels.shape[0])
+        row = {"trunk": t, **_val_row(val, finite), **reward_signal_noise(acc, finite, num_val)}
         report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux), pop, host_hparams)
         action, info = Keep(), {}
         if controller is None and config.population.reset_diverged and not finite.all():
           action = Reinit(tuple(int(i) for i in np.flatnonzero(~finite)))
         if controller is not None:
+          if "reward_signal_to_noise" in row:
+            say(
+              f"trunk {t}: copies' val spread {row['reward_spread']:.4f} vs one val accuracy's "
+              f"standard error {row['reward_noise']:.4f} (signal/noise "
+              f"{row['reward_signal_to_noise']:.2f})"
+            )
           ctrl, action, info = controller.tell(asked, report)
           for k, v in controller.history(ctrl).items():
             history.setdefault(k, []).append(np.asarray(v))
         pop = clear_aux(_apply(run, pop, action, t, same_init, host_hparams))
         meta["rewards"].append(rewards.tolist())
+        meta.setdefault("reward_signal_to_noise", []).append(row.get("reward_signal_to_noise"))
         meta["best_copy"].append(report.best())
         meta["last"] = type(action).__name__.lower()
         row.update({f"{controller.name}_{k}": v for k, v in info.items()} if controller else {})
@@ -343,6 +368,8 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
     summary["rewards"] = meta["rewards"]
     summary["best_copy_per_trunk"] = meta["best_copy"]
     summary["best_val_per_trunk"] = [r[b] for r, b in zip(meta["rewards"], meta["best_copy"])]
+    # Per trunk: the copies' val spread over one val accuracy's standard error.
+    summary["reward_signal_to_noise"] = meta.get("reward_signal_to_noise", [])
     arrays = {k: np.stack(v) for k, v in history.items()}
     summary.update(controller.summary(ctrl, arrays, run.workdir))
   summary["wall_time_s"] = timer.elapsed

@@ -171,3 +171,16 @@ def test_kill_inside_a_trunk_resumes_identically(config, tmp_path):
     np.load(tmp_path / "killed" / "trunks.npz") as b,
   ):
     np.testing.assert_array_equal(a["reward_sum"], b["reward_sum"])
+
+
+def test_reward_signal_noise_by_hand():
+  acc, finite = np.array([0.50, 0.52, 0.54, 0.0]), np.array([True, True, True, False])
+  out = trunks.reward_signal_noise(acc, finite, num_val=2500)
+  assert out["reward_spread"] == pytest.approx(0.02)  # std (ddof 1) of 0.50, 0.52, 0.54
+  assert out["reward_noise"] == pytest.approx(np.sqrt(0.52 * 0.48 / 2500))  # 0.00999
+  assert out["reward_signal_to_noise"] == pytest.approx(0.02 / np.sqrt(0.52 * 0.48 / 2500))
+  # Fewer than two finite copies: no spread to measure.
+  assert trunks.reward_signal_noise(acc, np.array([True, False, False, False]), 2500) == {}
+  # All copies perfect: no noise, so no ratio.
+  perfect = trunks.reward_signal_noise(np.ones(3), np.ones(3, bool), 10)
+  assert "reward_signal_to_noise" not in perfect
