@@ -43,7 +43,7 @@ def amlfs_config(**overrides) -> ml_collections.ConfigDict:
     learn_mu=True,  # False: mu stays 0 (ablation: is it the learning or the selection?)
     policy_lr=0.05,  # Adam on mu
     policy_b1=0.5,
-    baseline="mean",  # reward baseline: mean over copies | ema | none
+    baseline="mean",  # reward baseline: mean over copies | ema | none | rank
     reward="accuracy",  # val accuracy (paper) | neg_loss: -val cross-entropy (less noisy)
   )
   return ml_collections.ConfigDict({**defaults, **overrides})

@@ -43,7 +43,7 @@ def ohl_config(**overrides) -> ml_collections.ConfigDict:
     policy_lr=0.05,  # Adam on theta
     policy_b1=0.5,
     learn_theta=True,  # False: frozen uniform theta (ablation)
-    baseline="mean",  # reward baseline: mean over copies (paper) | ema | none
+    baseline="mean",  # reward baseline: mean over copies (paper) | ema | none | rank
     pairs_per_copy=0,  # 0: a pair per image from p_theta (paper); m > 0: m pairs per copy
   )
   return ml_collections.ConfigDict({**defaults, **overrides})

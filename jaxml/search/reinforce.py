@@ -28,7 +28,11 @@ Baselines b: 'mean' - the mean of the N rewards of this update (OHL); 'ema' - an
 moving average of past updates' mean rewards, b <- decay * b + (1 - decay) * mean(r), applied
 after b is used (NAS-Bench-201's REINFORCE, momentum 0.9); the first update, having no past,
 uses its own mean reward (advantage zero on average) and initialises the average with it;
-'none' - b = 0. `update` maximises J by handing -grad J to the optax optimizer.
+'none' - b = 0; 'rank' - the advantage is the copy's centred rank, rank_n / (N - 1) - 1/2 in
+[-1/2, 1/2] (ties share their mean rank), the fitness shaping of evolution strategies (Wierstra
+et al., JMLR 2014; Salimans et al., 2017): only the order of the rewards counts, so one copy far
+ahead or a trunk of larger spread cannot scale the step. `update` maximises J by handing -grad J
+to the optax optimizer.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from flax import struct
 
 from jaxml.errors import ConfigError
 
-BASELINES = ("mean", "ema", "none")
+BASELINES = ("mean", "ema", "none", "rank")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -196,6 +200,16 @@ class ReinforceState:
   step: jax.Array
 
 
+def centred_ranks(rewards: jax.Array) -> jax.Array:
+  """rank_n / (N - 1) - 1/2 of each reward (0 for the lowest, N - 1 for the highest; tied
+  rewards share their mean rank), in [-1/2, 1/2] and summing to 0; zeros for N = 1."""
+  n = rewards.shape[0]
+  below = (rewards[None, :] < rewards[:, None]).sum(axis=1)
+  ties = (rewards[None, :] == rewards[:, None]).sum(axis=1)
+  rank = below + (ties - 1) / 2.0
+  return jnp.where(n > 1, rank / max(n - 1, 1) - 0.5, 0.0).astype(jnp.float32)
+
+
 def init(policy: Policy, optimizer: optax.GradientTransformation) -> ReinforceState:
   """The policy's initial params and a fresh optimizer state."""
   params = policy.init_params()
@@ -236,7 +250,7 @@ def update(
     optimizer: the optax transformation `state.opt_state` belongs to (e.g. optax.adam(1e-3)).
     stats: each copy's `policy.stats`, stacked on a leading axis of N copies.
     rewards: float [N], each copy's reward.
-    baseline: 'mean', 'ema' or 'none' (see module docstring).
+    baseline: 'mean', 'ema', 'none' or 'rank' (see module docstring).
     ema_decay: momentum of the 'ema' baseline, in [0, 1).
 
   Returns:
@@ -268,7 +282,7 @@ def update(
     b = jnp.where(state.step == 0, mean_reward, state.baseline)
   else:
     b = jnp.zeros((), jnp.float32)
-  advantage = rewards - b
+  advantage = centred_ranks(rewards) if baseline == "rank" else rewards - b
 
   grad_j = jax.grad(lambda params: objective(policy, params, stats, advantage))(state.params)
   grad_j = _frozen_to_zero(policy, grad_j)

@@ -147,6 +147,26 @@ def test_ema_baseline_is_used_then_updated():
   np.testing.assert_allclose(i3["advantage"], [1.0, 3.0])
 
 
+def test_centred_ranks():
+  r = reinforce.centred_ranks(jnp.array([0.3, 0.9, 0.1, 0.9]))
+  np.testing.assert_allclose(r, [1 / 3 - 0.5, 2.5 / 3 - 0.5, -0.5, 2.5 / 3 - 0.5], rtol=1e-6)
+  assert float(jnp.sum(r)) == pytest.approx(0.0, abs=1e-6)
+  np.testing.assert_array_equal(reinforce.centred_ranks(jnp.array([0.4])), [0.0])
+
+
+def test_rank_baseline_uses_only_the_order_of_the_rewards():
+  """Scaling or shifting the rewards leaves the rank update unchanged (the mean one scales)."""
+  policy = POLICIES["categorical"]
+  state = reinforce.init(policy, SGD1)
+  stats = jnp.asarray(np.random.default_rng(0).integers(0, 5, (4, 2, 3)), jnp.float32)
+  rewards = jnp.array([0.50, 0.52, 0.49, 0.60])
+  a, ia = _update(policy, state, SGD1, stats, rewards, baseline="rank")
+  b, ib = _update(policy, state, SGD1, stats, 10 * rewards - 3, baseline="rank")
+  np.testing.assert_allclose(ia["advantage"], [-1 / 6, 1 / 6, -0.5, 0.5], rtol=1e-6)
+  chex.assert_trees_all_close(a.params, b.params)
+  np.testing.assert_array_equal(ia["advantage"], ib["advantage"])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_arguments_raise(name):
   policy = POLICIES[name]
