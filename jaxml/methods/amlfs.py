@@ -45,6 +45,10 @@ def amlfs_config(**overrides) -> ml_collections.ConfigDict:
     policy_b1=0.5,
     baseline="mean",  # reward baseline: mean over copies | ema | none | rank
     reward="accuracy",  # val accuracy (paper) | neg_loss: -val cross-entropy (less noisy)
+    # Antithetic pairs: copies 2i and 2i + 1 draw mu + sigma eps_i and mu - sigma eps_i, so the
+    # pair's reward difference measures the loss's slope along eps_i with the shared part of
+    # both rewards cancelled (Salimans et al., 2017, mirrored sampling).
+    antithetic=False,
   )
   return ml_collections.ConfigDict({**defaults, **overrides})
 
@@ -117,7 +121,7 @@ class AMLFSController(Controller):
     )
     self.optimizer = optax.adam(a.policy_lr, b1=a.policy_b1)
     self.num_copies, self.baseline, self.reward = num_copies, a.baseline, a.reward
-    self.learn_mu = bool(a.learn_mu)
+    self.learn_mu, self.antithetic = bool(a.learn_mu), bool(a.antithetic)
 
   def loss_fn(self, logits, labels, hparams, shared):
     del shared
@@ -129,7 +133,13 @@ class AMLFSController(Controller):
     return {"policy": state, "theta": jnp.zeros((self.num_copies, self.policy.dim), jnp.float32)}
 
   def ask(self, state, key):
-    theta = self.policy.sample(key, state["policy"].params, (self.num_copies,))
+    params = state["policy"].params
+    if self.antithetic:  # mu + sigma eps and its mirror mu - sigma eps, pair by pair
+      half = self.policy.sample(key, params, ((self.num_copies + 1) // 2,))
+      pairs = jnp.stack([half, 2 * params["mean"] - half], axis=1)
+      theta = pairs.reshape(-1, self.policy.dim)[: self.num_copies]
+    else:
+      theta = self.policy.sample(key, params, (self.num_copies,))
     return {**state, "theta": theta}, {"loss": np.asarray(theta)}, {}
 
   def tell(self, state, report: TrunkReport):

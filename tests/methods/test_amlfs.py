@@ -4,6 +4,7 @@ import json
 import signal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from population_fixtures import make_engine
@@ -127,6 +128,20 @@ def test_a_trunk_longer_than_the_run_is_refused(amlfs_config, tmp_path):
   with pytest.raises(ConfigError, match="amlfs trunks of .* steps"):
     main.run_experiment(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("copies", [4, 5])
+def test_antithetic_copies_mirror_each_other_about_mu(copies):
+  controller = amlfs.AMLFSController(amlfs.amlfs_config(antithetic=True), copies)
+  state = controller.init(jax.random.key(0))
+  mu = jnp.full((controller.policy.dim,), 0.3)
+  state["policy"] = state["policy"].replace(params={**state["policy"].params, "mean": mu})
+  _, hparams, _ = controller.ask(state, jax.random.key(1))
+  theta = np.asarray(hparams["loss"])
+  assert theta.shape == (copies, controller.policy.dim)
+  for i in range(0, copies - 1, 2):  # pair by pair: mu + sigma eps and mu - sigma eps
+    np.testing.assert_allclose(theta[i] + theta[i + 1], 2 * np.asarray(mu), atol=1e-6)
+    assert not np.allclose(theta[i], theta[i + 1])
 
 
 def test_neg_loss_reward_ranks_nonfinite_copies_last():
