@@ -32,8 +32,20 @@ def _ohl():
   return ohl.OHLController(config.ohl, K)
 
 
+def _ohl_factorised():  # with per-copy pairs: the ask draws them through the factorised policy
+  config = config_cli.load_config_file("experiments/ohl/cifar10_resnet18.py:smoke")
+  config.ohl.update(policy="factorised", pairs_per_copy=3, baseline="rank")
+  return ohl.OHLController(config.ohl, K)
+
+
 def _amlfs():
   config = config_cli.load_config_file("experiments/amlfs/cifar10_noise20.py:smoke")
+  return amlfs.AMLFSController(config.amlfs, K)
+
+
+def _amlfs_antithetic():
+  config = config_cli.load_config_file("experiments/amlfs/cifar10_noise20.py:smoke")
+  config.amlfs.update(antithetic=True, reward="neg_loss")
   return amlfs.AMLFSController(config.amlfs, K)
 
 
@@ -71,7 +83,9 @@ def _pcnas():
 CONTROLLERS = {
   "base": _base,
   "ohl": _ohl,
+  "ohl_factorised": _ohl_factorised,
   "amlfs": _amlfs,
+  "amlfs_antithetic": _amlfs_antithetic,
   "darts": _darts,
   "search": _search,
   "fixed_architectures": _fixed,

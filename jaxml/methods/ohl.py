@@ -34,6 +34,14 @@ from jaxml.trunks import Broadcast, Controller, TrunkReport, run_trunks
 # `smoke`: CPU seconds; `baseline`: the plain-training recipe; `frozen`: theta stays uniform.
 VARIANTS = ("smoke", "baseline", "frozen")
 POLICY = reinforce.Categorical(num_factors=1, num_choices=ohl_space.NUM_PAIRS)
+# `ohl.policy`: 'joint' (the paper: one categorical over the 1,296 ordered pairs) or
+# 'factorised' (a variant: the first and the second operation drawn independently, 36 + 36
+# logits, p(a, b) = p1(a) p2(b)): 72 parameters learn from the same rewards as 1,296, at the price
+# of not modelling which operations go well together.
+POLICIES = {
+  "joint": POLICY,
+  "factorised": reinforce.Categorical(num_factors=2, num_choices=ohl_space.NUM_ELEMENTS),
+}
 
 
 def ohl_config(**overrides) -> ml_collections.ConfigDict:
@@ -45,6 +53,7 @@ def ohl_config(**overrides) -> ml_collections.ConfigDict:
     learn_theta=True,  # False: frozen uniform theta (ablation)
     baseline="mean",  # reward baseline: mean over copies (paper) | ema | none | rank
     pairs_per_copy=0,  # 0: a pair per image from p_theta (paper); m > 0: m pairs per copy
+    policy="joint",  # joint: 1,296 logits (paper) | factorised: 36 + 36 (see POLICIES)
   )
   return ml_collections.ConfigDict({**defaults, **overrides})
 
@@ -72,6 +81,10 @@ def experiment(get_baseline, arg: str | None, name: str) -> ml_collections.Confi
 
 def validate_config(config) -> None:
   configs.validate_reinforce_controller(config, "ohl")
+  configs.check(
+    config.ohl.policy in POLICIES,
+    f"ohl.policy={config.ohl.policy!r}; valid: {', '.join(POLICIES)}",
+  )
   n = config.ohl.pairs_per_copy
   # More draws than the 1,296 pairs is what m = 0 (a pair per image) already covers.
   configs.check(
@@ -80,64 +93,101 @@ def validate_config(config) -> None:
   )
 
 
-def augment_fn(key, images, hparams, shared, aux):
-  """Samples one pair per image from p_theta (or from the copy's own `hparams['pairs']`),
-  applies it, counts what was used."""
-  k_sample, k_apply = jax.random.split(key)
-  if "pairs" in hparams:
-    own = hparams["pairs"]
-    pairs = own[jax.random.randint(k_sample, (images.shape[0],), 0, own.shape[0])][:, None]
-  else:
-    pairs = POLICY.sample(k_sample, shared["logits"], (images.shape[0],))
-  images = ohl_space.apply_pair(k_apply, images, pairs[:, 0])
-  return images, {"counts": aux["counts"] + POLICY.stats(pairs)}
+def pairs_from_draws(policy: reinforce.Categorical, draws: jax.Array) -> jax.Array:
+  """Pair indices [...] of the policy's draws [..., F]: the joint draw itself, or the factorised
+  policy's (first, second) operations as first * 36 + second (`ohl_space` numbering)."""
+  if policy.num_factors == 1:
+    return draws[..., 0]
+  return draws[..., 0] * ohl_space.NUM_ELEMENTS + draws[..., 1]
+
+
+def draws_from_pairs(policy: reinforce.Categorical, pairs: jax.Array) -> jax.Array:
+  """The inverse of `pairs_from_draws`: [..., F] draws of the policy for pair indices [...]."""
+  if policy.num_factors == 1:
+    return pairs[..., None]
+  return jnp.stack([pairs // ohl_space.NUM_ELEMENTS, pairs % ohl_space.NUM_ELEMENTS], axis=-1)
+
+
+def make_augment_fn(policy: reinforce.Categorical):
+  """The train step's augmentation hook for `policy` (see `augment_fn`)."""
+
+  def augment(key, images, hparams, shared, aux):
+    k_sample, k_apply = jax.random.split(key)
+    if "pairs" in hparams:
+      own = hparams["pairs"]
+      pairs = own[jax.random.randint(k_sample, (images.shape[0],), 0, own.shape[0])]
+    else:
+      draws = policy.sample(k_sample, shared["logits"], (images.shape[0],))
+      pairs = pairs_from_draws(policy, draws)
+    images = ohl_space.apply_pair(k_apply, images, pairs)
+    return images, {"counts": aux["counts"] + policy.stats(draws_from_pairs(policy, pairs))}
+
+  augment.__doc__ = """Samples one pair per image from p_theta (or from the copy's own
+  `hparams['pairs']`), applies it, counts what was used."""
+  return augment
+
+
+augment_fn = make_augment_fn(POLICY)  # the paper's joint policy
+
+
+def pair_log_probs(policy: reinforce.Categorical, params: jax.Array) -> np.ndarray:
+  """log p_theta of each of the 1,296 pairs, in `ohl_space` order."""
+  logp = jax.nn.log_softmax(jnp.asarray(params, jnp.float32), axis=-1)
+  if policy.num_factors == 1:
+    return np.asarray(logp.reshape(-1))
+  return np.asarray((logp[0][:, None] + logp[1][None, :]).reshape(-1))
 
 
 class OHLController(Controller):
   """theta over the 1,296 pairs, learned by REINFORCE on the copies' val accuracy."""
 
   name = "ohl"
-  augment_fn = staticmethod(augment_fn)
 
   def __init__(self, o: ml_collections.ConfigDict, num_copies: int):
     self.learn_theta, self.baseline = bool(o.learn_theta), o.baseline
     self.pairs_per_copy, self.num_copies = int(o.pairs_per_copy), num_copies
+    self.policy = POLICIES[o.policy]
+    self.augment_fn = make_augment_fn(self.policy)
     self.optimizer = optax.adam(o.policy_lr, b1=o.policy_b1)
-    self.aux_init = {"counts": POLICY.zero_stats()}
+    self.aux_init = {"counts": self.policy.zero_stats()}
 
   def init(self, key):
     del key  # theta starts uniform
-    return reinforce.init(POLICY, self.optimizer)
+    return reinforce.init(self.policy, self.optimizer)
 
   def ask(self, state, key):
     hparams = {}  # per image: the pairs are sampled inside the train step
     if self.pairs_per_copy:
-      draws = POLICY.sample(key, state.params, (self.num_copies, self.pairs_per_copy))
-      hparams = {"pairs": np.asarray(draws[..., 0])}
+      draws = self.policy.sample(key, state.params, (self.num_copies, self.pairs_per_copy))
+      hparams = {"pairs": np.asarray(pairs_from_draws(self.policy, draws))}
     return state, hparams, {"logits": np.asarray(state.params)}
 
   def tell(self, state, report: TrunkReport):
     info = {}
     if self.learn_theta:
       counts, rewards = jnp.asarray(report.aux["counts"]), jnp.asarray(report.rewards, jnp.float32)
-      state, stats = reinforce.update(POLICY, state, self.optimizer, counts, rewards, self.baseline)
+      state, stats = reinforce.update(
+        self.policy, state, self.optimizer, counts, rewards, self.baseline
+      )
       info = {f"policy_{k}": float(np.mean(v)) for k, v in stats.items()}
-    info["theta_kl_from_uniform"] = float(POLICY.kl_from_uniform(state.params))
+    info["theta_kl_from_uniform"] = float(self.policy.kl_from_uniform(state.params))
     return state, Broadcast(report.best()), info
 
   def history(self, state) -> dict:
-    return {"theta": np.asarray(state.params, np.float32).reshape(-1)}
+    # log p_theta of the 1,296 pairs: the same plot and top pairs for either policy.
+    return {"theta": pair_log_probs(self.policy, state.params).astype(np.float32)}
 
   def summary(self, state, history: dict, workdir) -> dict:
     names = ohl_space.pair_names()
     plots.plot_policy(history["theta"], names, workdir / "plots" / "theta.png")
-    p = np.asarray(jax.nn.softmax(state.params.reshape(-1)))
+    p = np.exp(pair_log_probs(self.policy, state.params))
     pairs = [{"pair": names[i], "index": int(i), "prob": float(p[i])} for i in np.argsort(-p)[:10]]
     write_json_atomic(workdir / "top_pairs.json", pairs)
     return {
       "learn_theta": self.learn_theta,
+      "policy": "joint" if self.policy.num_factors == 1 else "factorised",
       "top_pairs": pairs,
-      "theta_kl_from_uniform": float(POLICY.kl_from_uniform(state.params)),
+      "theta_kl_from_uniform": float(self.policy.kl_from_uniform(state.params)),
     }
 
 

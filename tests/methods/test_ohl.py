@@ -94,13 +94,37 @@ def test_augment_fn_counts_and_shapes():
   assert float(aux2["counts"][0, 37]) == 6.0
 
 
+def test_factorised_policy_draws_pairs_of_independent_operations():
+  policy = ohl.POLICIES["factorised"]
+  pairs = jnp.arange(ohl_space.NUM_PAIRS)
+  np.testing.assert_array_equal(
+    ohl.pairs_from_draws(policy, ohl.draws_from_pairs(policy, pairs)), pairs
+  )
+  np.testing.assert_array_equal(ohl.draws_from_pairs(policy, jnp.array([37])), [[1, 1]])
+  logits = jnp.zeros((2, ohl_space.NUM_ELEMENTS)).at[0, 2].set(100.0).at[1, 5].set(100.0)
+  logp = ohl.pair_log_probs(policy, logits)
+  assert logp.shape == (ohl_space.NUM_PAIRS,) and np.exp(logp).sum() == pytest.approx(1.0)
+  assert int(np.argmax(logp)) == 2 * ohl_space.NUM_ELEMENTS + 5
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)), jnp.uint8)
+  augment = jax.jit(ohl.make_augment_fn(policy))
+  aux = {"counts": policy.zero_stats()}
+  _, aux = augment(jax.random.key(1), images, {}, {"logits": logits}, aux)
+  # Each image drew operation 2 first and 5 second: one count per factor.
+  assert float(aux["counts"][0, 2]) == float(aux["counts"][1, 5]) == 6.0
+  # A copy's own pairs (pairs_per_copy) are counted per factor too.
+  own = {"pairs": jnp.array([37, 37])}
+  fresh = {"counts": policy.zero_stats()}
+  _, aux = augment(jax.random.key(2), images, own, {"logits": logits}, fresh)
+  assert float(aux["counts"][0, 1]) == float(aux["counts"][1, 1]) == 6.0
+
+
 @pytest.mark.slow  # end to end
 def test_frozen_theta_ablation_keeps_uniform(ohl_config, tmp_path):
   summary = main.run_experiment(ohl_config("smoke,frozen", num_steps=8), str(tmp_path))
   assert summary["learn_theta"] is False
   assert summary["theta_kl_from_uniform"] < 1e-5  # zero up to float32 rounding of log(1296)
-  with np.load(tmp_path / "trunks.npz") as f:
-    assert not f["theta"].any()
+  with np.load(tmp_path / "trunks.npz") as f:  # log p_theta of every pair stays uniform
+    np.testing.assert_allclose(f["theta"], -np.log(ohl_space.NUM_PAIRS), rtol=1e-6)
 
 
 def test_baseline_variant_is_plain_training(ohl_config):
@@ -128,6 +152,7 @@ def test_needs_two_copies_and_val(ohl_config):
     ({"ohl.pairs_per_copy": -1}, r"pairs_per_copy must be in \[0, 1296\]"),
     ({"ohl.pairs_per_copy": 5000}, r"pairs_per_copy must be in \[0, 1296\].*got 5000"),
     ({"ohl.policy_b1": -0.5}, r"ohl.policy_b1 must be in \[0, 1\), got -0.5"),
+    ({"ohl.policy": "pairs"}, "ohl.policy='pairs'; valid: joint, factorised"),
   ],
 )
 def test_bad_policy_fields_are_refused(ohl_config, overrides, match):
