@@ -78,6 +78,9 @@ class Reinit:
 Action = Keep | Broadcast | Select | Reinit
 
 
+REWARDS = ("accuracy", "neg_loss")  # `TrunkReport.rewards_as`
+
+
 @dataclasses.dataclass(frozen=True)
 class TrunkReport:
   """What a controller is told at a trunk end (host numpy arrays, leading copy axis K).
@@ -105,6 +108,19 @@ class TrunkReport:
   def best(self) -> int:
     """The copy with the highest reward among the finite ones."""
     return int(np.argmax(np.where(self.finite, self.rewards, -np.inf)))
+
+  def rewards_as(self, kind: str) -> np.ndarray:
+    """Per-copy rewards of a policy update: 'accuracy' (`rewards`, 0 if non-finite) or
+    'neg_loss', -val cross-entropy: a continuous score, so copies that classify the same number
+    of val images still differ (non-finite copies get the worst finite reward, so they never
+    pull a policy towards themselves)."""
+    if kind not in REWARDS:
+      raise ConfigError(f"reward {kind!r}; valid: {', '.join(REWARDS)}")
+    if kind == "accuracy":
+      return self.rewards
+    neg = -np.asarray(self.val["loss"], np.float64)
+    worst = neg[self.finite].min() if self.finite.any() else 0.0
+    return np.where(self.finite, neg, worst)
 
 
 class Controller:

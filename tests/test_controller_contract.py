@@ -34,7 +34,7 @@ def _ohl():
 
 def _ohl_factorised():  # with per-copy pairs: the ask draws them through the factorised policy
   config = config_cli.load_config_file("experiments/ohl/cifar10_resnet18.py:smoke")
-  config.ohl.update(policy="factorised", pairs_per_copy=3, baseline="rank")
+  config.ohl.update(policy="factorised", pairs_per_copy=3, baseline="rank", reward="neg_loss")
   return ohl.OHLController(config.ohl, K)
 
 

@@ -24,12 +24,11 @@ from jaxml import configs, losses
 from jaxml.experiment import PopulationRun
 from jaxml.metrics import plots
 from jaxml.search import reinforce
-from jaxml.trunks import Broadcast, Controller, TrunkReport, run_trunks
+from jaxml.trunks import REWARDS, Broadcast, Controller, TrunkReport, run_trunks
 
 # `smoke`: CPU seconds; `baseline`: the same recipe with plain cross-entropy; `frozen`: mu stays
 # at cross-entropy (random losses around it plus the best-copy broadcast, no learning).
 VARIANTS = ("smoke", "baseline", "frozen")
-REWARDS = ("accuracy", "neg_loss")
 MAX_INTERVALS = 100  # M; the paper does not publish it (REFERENCES.md), 5 by default
 
 
@@ -99,16 +98,6 @@ def validate_config(config) -> None:
   )
 
 
-def rewards_from(report: TrunkReport, kind: str) -> np.ndarray:
-  """Per-copy rewards: val accuracy (the loop's, 0 if non-finite) or -val loss (non-finite copies
-  get the worst finite reward, so they never pull mu towards themselves)."""
-  if kind == "accuracy":
-    return report.rewards
-  neg = -np.asarray(report.val["loss"], np.float64)
-  worst = neg[report.finite].min() if report.finite.any() else 0.0
-  return np.where(report.finite, neg, worst)
-
-
 class AMLFSController(Controller):
   """mu of N(mu, sigma^2 I) over the loss parameters, learned by REINFORCE on val rewards."""
 
@@ -145,7 +134,7 @@ class AMLFSController(Controller):
   def tell(self, state, report: TrunkReport):
     if not self.learn_mu:
       return state, Broadcast(report.best()), {}
-    rewards = jnp.asarray(rewards_from(report, self.reward), jnp.float32)
+    rewards = jnp.asarray(report.rewards_as(self.reward), jnp.float32)
     stats = jax.vmap(self.policy.stats)(state["theta"])
     policy, stats = reinforce.update(
       self.policy, state["policy"], self.optimizer, stats, rewards, self.baseline

@@ -29,7 +29,7 @@ from jaxml.experiment import PopulationRun
 from jaxml.metrics import plots
 from jaxml.metrics.writers import write_json_atomic
 from jaxml.search import reinforce
-from jaxml.trunks import Broadcast, Controller, TrunkReport, run_trunks
+from jaxml.trunks import REWARDS, Broadcast, Controller, TrunkReport, run_trunks
 
 # `smoke`: CPU seconds; `baseline`: the plain-training recipe; `frozen`: theta stays uniform.
 VARIANTS = ("smoke", "baseline", "frozen")
@@ -54,6 +54,7 @@ def ohl_config(**overrides) -> ml_collections.ConfigDict:
     baseline="mean",  # reward baseline: mean over copies (paper) | ema | none | rank
     pairs_per_copy=0,  # 0: a pair per image from p_theta (paper); m > 0: m pairs per copy
     policy="joint",  # joint: 1,296 logits (paper) | factorised: 36 + 36 (see POLICIES)
+    reward="accuracy",  # val accuracy (paper) | neg_loss: -val cross-entropy (less noisy)
   )
   return ml_collections.ConfigDict({**defaults, **overrides})
 
@@ -85,6 +86,8 @@ def validate_config(config) -> None:
     config.ohl.policy in POLICIES,
     f"ohl.policy={config.ohl.policy!r}; valid: {', '.join(POLICIES)}",
   )
+  r = config.ohl.reward
+  configs.check(r in REWARDS, f"ohl.reward={r!r}; valid: {', '.join(REWARDS)}")
   n = config.ohl.pairs_per_copy
   # More draws than the 1,296 pairs is what m = 0 (a pair per image) already covers.
   configs.check(
@@ -146,7 +149,7 @@ class OHLController(Controller):
   def __init__(self, o: ml_collections.ConfigDict, num_copies: int):
     self.learn_theta, self.baseline = bool(o.learn_theta), o.baseline
     self.pairs_per_copy, self.num_copies = int(o.pairs_per_copy), num_copies
-    self.policy = POLICIES[o.policy]
+    self.policy, self.reward = POLICIES[o.policy], o.reward
     self.augment_fn = make_augment_fn(self.policy)
     self.optimizer = optax.adam(o.policy_lr, b1=o.policy_b1)
     self.aux_init = {"counts": self.policy.zero_stats()}
@@ -165,7 +168,8 @@ class OHLController(Controller):
   def tell(self, state, report: TrunkReport):
     info = {}
     if self.learn_theta:
-      counts, rewards = jnp.asarray(report.aux["counts"]), jnp.asarray(report.rewards, jnp.float32)
+      counts = jnp.asarray(report.aux["counts"])
+      rewards = jnp.asarray(report.rewards_as(self.reward), jnp.float32)
       state, stats = reinforce.update(
         self.policy, state, self.optimizer, counts, rewards, self.baseline
       )

@@ -152,8 +152,8 @@ def test_neg_loss_reward_ranks_nonfinite_copies_last():
     val={"accuracy": np.array([0.5, np.nan, 0.4]), "loss": np.array([1.0, np.nan, 2.0])},
     aux=None,
   )
-  np.testing.assert_array_equal(amlfs.rewards_from(report, "accuracy"), [0.5, 0.0, 0.4])
-  np.testing.assert_array_equal(amlfs.rewards_from(report, "neg_loss"), [-1.0, -2.0, -2.0])
+  np.testing.assert_array_equal(report.rewards_as("accuracy"), [0.5, 0.0, 0.4])
+  np.testing.assert_array_equal(report.rewards_as("neg_loss"), [-1.0, -2.0, -2.0])
 
 
 @pytest.mark.slow  # end to end

@@ -153,6 +153,7 @@ def test_needs_two_copies_and_val(ohl_config):
     ({"ohl.pairs_per_copy": 5000}, r"pairs_per_copy must be in \[0, 1296\].*got 5000"),
     ({"ohl.policy_b1": -0.5}, r"ohl.policy_b1 must be in \[0, 1\), got -0.5"),
     ({"ohl.policy": "pairs"}, "ohl.policy='pairs'; valid: joint, factorised"),
+    ({"ohl.reward": "loss"}, "ohl.reward='loss'; valid: accuracy, neg_loss"),
   ],
 )
 def test_bad_policy_fields_are_refused(ohl_config, overrides, match):
