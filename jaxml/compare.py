@@ -154,7 +154,10 @@ def steps(run: dict) -> str:
 
 
 def notes(summary: dict | None) -> str:
-  """Results a summary holds beyond the common columns (the tabular method's searches)."""
+  """Results a summary holds beyond the common columns (the tabular method's searches, an EcoNAS
+  search's answer)."""
+  if summary and summary.get("method") == "econas_search":
+    return econas_notes(summary)
   if not summary or summary.get("method") != "tabular":
     return ""
   parts = []
@@ -168,6 +171,23 @@ def notes(summary: dict | None) -> str:
   seeds, queries = summary.get("num_seeds"), summary.get("queries")
   what = f"{summary.get('dataset', '?')} test %, {seeds} seeds x {queries} queries"
   return f"{', '.join(parts)} ({what})"
+
+
+def econas_notes(summary: dict) -> str:
+  """An EcoNAS search's answer: the found cell, its NB201 accuracy (when the table was there), its
+  proxy val accuracy and stage, and the search's trainings."""
+  gt = summary.get("found_test_accuracy_nb201")
+  val = summary.get("found_val_accuracy")
+  parts = [f"found {summary.get('found_architecture', '?')}"]
+  if isinstance(gt, int | float):
+    parts.append(f"NB201 {gt:.2f} %")
+  if isinstance(val, int | float):
+    parts.append(f"val {val:.3f} at stage {summary.get('found_stage', '?')}")
+  parts.append(
+    f"{summary.get('trainings', '?')} trainings of {summary.get('networks_trained', '?')} "
+    f"networks ({summary.get('children', '?')} children)"
+  )
+  return ", ".join(parts)
 
 
 def labels(runs: list[dict], given: list[str]) -> list[str]:

@@ -214,3 +214,21 @@ def test_a_real_tiny_run(tiny_train_config, tmp_path):
   assert row["val acc"] == row["best val"] == f"{summary['val_accuracy']:.4f}"
   assert row["wall s"] == f"{summary['wall_time_s']:,.1f}"
   assert row["img/s"] == f"{summary['images_per_s']:,.0f}" and row["device"] != "-"
+
+
+def test_econas_search_notes_name_the_answer():
+  summary = {
+    "method": "econas_search",
+    "found_architecture": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+    "found_test_accuracy_nb201": 93.123,
+    "found_val_accuracy": 0.6123,
+    "found_stage": 3,
+    "trainings": 48,
+    "networks_trained": 28,
+    "children": "mutation",
+  }
+  text = compare.notes(summary)
+  assert text.startswith("found |nor_conv_3x3~0|+") and "NB201 93.12 %" in text
+  assert "val 0.612 at stage 3" in text and "48 trainings of 28 networks (mutation" in text
+  del summary["found_test_accuracy_nb201"]  # a space without a table: no accuracy to show
+  assert "NB201" not in compare.notes(summary)
