@@ -144,40 +144,56 @@ def nb201_op_weight(encoding) -> Callable[[nn.Module], jax.Array]:
   return weight
 
 
-def score_one(network: nn.Module, key, encoding, images, labels, input_shape, num_classes):
-  """All four training-free scores of one freshly initialised network (array build when
-  `encoding` is given, else a fixed build). `images` are normalised floats [B, H, W, 3]."""
+def score_one(
+  network: nn.Module,
+  key,
+  encoding,
+  images,
+  labels,
+  input_shape,
+  num_classes,
+  measures=TRAINING_FREE,
+):
+  """The training-free scores `measures` of one freshly initialised network (array build when
+  `encoding` is given, else a fixed build); only their passes are traced. `images` are
+  normalised floats [B, H, W, 3]."""
   kw = {} if encoding is None else {"encoding": encoding}
   variables = network.init(key, jnp.zeros((1, *input_shape)), train=False, **kw)
   params, stats = variables["params"], variables.get("batch_stats", {})
+  out = {}
+  if "snip" in measures or "grad_norm" in measures:
 
-  def loss(p):
-    logits, _ = network.apply(
-      {"params": p, "batch_stats": stats}, images, train=True, mutable=["batch_stats"], **kw
-    )
-    onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-    return jnp.mean(optax.softmax_cross_entropy(logits, onehot))
+    def loss(p):
+      logits, _ = network.apply(
+        {"params": p, "batch_stats": stats}, images, train=True, mutable=["batch_stats"], **kw
+      )
+      onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+      return jnp.mean(optax.softmax_cross_entropy(logits, onehot))
 
-  grads = jax.grad(loss)(params)
+    grads = jax.grad(loss)(params)
+    if "snip" in measures:
+      out["snip"] = snip(params, grads)
+    if "grad_norm" in measures:
+      out["grad_norm"] = grad_norm(grads)
+  if "synflow" in measures:
 
-  def bn_free(p, x):
-    with nn.intercept_methods(without_batch_norm):
-      return network.apply({"params": p, "batch_stats": stats}, x, train=False, **kw)
+    def bn_free(p, x):
+      with nn.intercept_methods(without_batch_norm):
+        return network.apply({"params": p, "batch_stats": stats}, x, train=False, **kw)
 
-  interceptor, codes = capture_relu_patterns(nb201_relu_sites, nb201_op_weight(encoding))
-  with nn.intercept_methods(interceptor):
-    network.apply(
-      {"params": params, "batch_stats": stats}, images, train=True, mutable=["batch_stats"], **kw
-    )
-  return {
     # In float64 when x64 is on (`nb201_scores`): the product of |weights| along the paths of
     # a C 16, N 5 network passes float32's 3.4e38 (about 10 per 3x3 conv, ~17 convs deep), as
     # the reference's `net.double()` avoids.
-    "synflow": synflow(bn_free, jax.tree.map(lambda a: a.astype(jnp.float64), params), input_shape),
-    "naswot": naswot(codes),
-    "snip": snip(params, grads),
-    "grad_norm": grad_norm(grads),
-  }
+    params64 = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    out["synflow"] = synflow(bn_free, params64, input_shape)
+  if "naswot" in measures:
+    interceptor, codes = capture_relu_patterns(nb201_relu_sites, nb201_op_weight(encoding))
+    with nn.intercept_methods(interceptor):
+      network.apply(
+        {"params": params, "batch_stats": stats}, images, train=True, mutable=["batch_stats"], **kw
+      )
+    out["naswot"] = naswot(codes)
+  return out
 
 
 def nb201_scores(
@@ -189,6 +205,7 @@ def nb201_scores(
   chunk: int = 1,
   fast_compile: bool = True,
   build: str = "array",
+  measures=MEASURES,
 ) -> dict[str, np.ndarray]:
   """Every measure of `MEASURES` for K NB201 architectures, float64 [K] each.
 
@@ -206,6 +223,8 @@ def nb201_scores(
       per architecture, only its ops: K compiles, each of a network a fifth the size). The
       same keys give the same scores. The array build of the full C 16, N 5, 32 px network
       ran past 20 min of compile on a loaded 2-core CPU; its fixed builds compile one by one.
+    measures: the subset of `MEASURES` to compute (only their passes run: synflow alone costs a
+      fraction of all four); the others are left out of the result.
   """
   encodings = np.asarray(encodings, np.int32)
   space.validate(encodings)
@@ -217,6 +236,10 @@ def nb201_scores(
     raise ConfigError(f"chunk must be >= 1, got {chunk}")
   if build not in BUILDS:
     raise ConfigError(f"build={build!r}; valid: {', '.join(BUILDS)}")
+  unknown = sorted(set(measures) - set(MEASURES))
+  if unknown or not measures:
+    raise ConfigError(f"measures {sorted(measures)}: name some of {', '.join(MEASURES)}")
+  free = tuple(m for m in TRAINING_FREE if m in measures)
   h = space.input_size
   x = pipeline.normalize(jnp.asarray(images), jnp.float32, resolution=h)
   y = jnp.asarray(labels, jnp.int32)
@@ -225,30 +248,33 @@ def nb201_scores(
   )
 
   options = accepted_cpu_options() if fast_compile and jax.default_backend() == "cpu" else None
+  scores = {}  # params / flops alone need no network
   with jax.enable_x64(True):  # synflow's float64 (score_one); the rest stays float32
-    if build == "array":
+    if free and build == "array":
       network = space.network()
 
       def one(args):
         key, enc = args
-        return score_one(network, key, enc, x, y, (h, h, 3), space.num_classes)
+        return score_one(network, key, enc, x, y, (h, h, 3), space.num_classes, free)
 
       mapped = jax.jit(
         lambda k, e: jax.lax.map(one, (k, e), batch_size=chunk if chunk > 1 else None),
         compiler_options=options,
       )
       scores = jax.device_get(mapped(keys, encodings))
-    else:
+    elif free:
       per_cell = []
       for key, enc in zip(keys, encodings, strict=True):
         net = space.network(enc)  # the array build's parameter names: the same initial weights
 
         def score(k, net=net):
-          return score_one(net, k, None, x, y, (h, h, 3), space.num_classes)
+          return score_one(net, k, None, x, y, (h, h, 3), space.num_classes, free)
 
         per_cell.append(jax.device_get(jax.jit(score, compiler_options=options)(key)))
-      scores = {name: np.stack([c[name] for c in per_cell]) for name in TRAINING_FREE}
+      scores = {name: np.stack([c[name] for c in per_cell]) for name in free}
   out = {name: np.asarray(v, np.float64) for name, v in scores.items()}
-  out["params"] = np.asarray(space.params(encodings), np.float64)
-  out["flops"] = np.asarray(space.flops(encodings), np.float64)
+  if "params" in measures:
+    out["params"] = np.asarray(space.params(encodings), np.float64)
+  if "flops" in measures:
+    out["flops"] = np.asarray(space.flops(encodings), np.float64)
   return out

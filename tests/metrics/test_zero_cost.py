@@ -97,11 +97,23 @@ def test_array_build_scores_equal_the_fixed_build(nb201_batch):
   assert np.all(np.isfinite(scores["synflow"])) and np.all(scores["synflow"] > 0)
 
 
+def test_a_subset_of_measures_scores_as_the_whole(nb201_batch):
+  images, labels = nb201_batch
+  space = NB201Space(2, 1, 10, 8)
+  every = zc.nb201_scores(space, ENCODINGS, images, labels, seed=3)
+  some = zc.nb201_scores(space, ENCODINGS, images, labels, seed=3, measures=("synflow", "params"))
+  assert set(some) == {"synflow", "params"}
+  np.testing.assert_allclose(some["synflow"], every["synflow"], rtol=1e-6)
+  assert set(zc.nb201_scores(space, ENCODINGS, images, labels, measures=("flops",))) == {"flops"}
+
+
 def test_bad_inputs(nb201_batch):
   images, labels = nb201_batch
   space = NB201Space(2, 1, 10, 8)
   with pytest.raises(ConfigError, match="batch of >= 2"):
     zc.nb201_scores(space, ENCODINGS, images[:1], labels[:1])
+  with pytest.raises(ConfigError, match="name some of"):
+    zc.nb201_scores(space, ENCODINGS, images, labels, measures=("accuracy",))
   with pytest.raises(ConfigError, match="build='both'"):
     zc.nb201_scores(space, ENCODINGS, images, labels, build="both")
   with pytest.raises(ConfigError, match="op indices"):

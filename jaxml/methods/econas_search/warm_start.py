@@ -50,6 +50,7 @@ def initial_networks(config, space, run) -> np.ndarray:
     train.images[pick],
     train.labels[pick],
     seed=config.seed,
+    measures=(e.warm_start,),  # only its passes: synflow alone is a fraction of all four
   )[e.warm_start]
   # NaN (a cell whose score overflows or has no path) ranks last; ties keep the draw order.
   order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")[: int(e.initial_size)]
