@@ -20,7 +20,7 @@ official search/train.py (SGD lr 0.1, momentum 0.9, weight decay 3e-4, gradient 
 - `smoke`: seconds: K 4, 3 initial networks, 3 cycles of 2 steps per stage on 1,000 images.
 - `random`: random children on the same pools, promotions and schedule (the baseline at equal
   cost and equal number of trained networks).
-- `warm`: the initial networks are the synflow-best 8 of 256 random cells scored at C 16, N 1,
+- `warm`: the initial networks are the synflow-best 8 of 64 random cells scored at C 16, N 1,
   16 px (`econas_search/warm_start.py`): a zero-cost proxy picks where the search starts.
 
   python -m jaxml.main --config experiments/econas/search_nb201.py:cpu --workdir runs/econas_cpu
@@ -65,5 +65,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "random" in variants:
     c.econas.random_children = True
   if "warm" in variants:
-    c.econas.warm_start = "synflow"
+    c.econas.update(warm_start="synflow", warm_start_pool=64)
   return c

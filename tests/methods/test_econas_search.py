@@ -223,8 +223,8 @@ def test_variants():
   rnd.econas.random_children = False
   assert rnd == cpu  # the baseline differs in nothing else: same schedule and budget
   warm = config_cli.load_config_file(f"{EXPERIMENT}:cpu,warm")
-  assert warm.econas.warm_start == "synflow"
-  warm.econas.warm_start = ""
+  assert warm.econas.warm_start == "synflow" and warm.econas.warm_start_pool == 64
+  warm.econas.update(warm_start="", warm_start_pool=cpu.econas.warm_start_pool)
   assert warm == cpu
   with pytest.raises(ConfigError, match="exclude"):
     config_cli.load_config_file(f"{EXPERIMENT}:smoke,cpu")
