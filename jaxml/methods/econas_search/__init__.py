@@ -16,6 +16,11 @@ architectures (the space's array build, encodings per copy in `hparams['model'][
         drives the schedule) and step - and train E more epochs, on into P_2E / P_3E;
     (3) networks not trained for `max_age` cycles (official: 10) leave the pools.
 
+`econas.build='fixed'` (NAS-Bench-201) trains the cycle's networks one by one through their
+fixed builds instead, each a one-copy engine (`fixed.py`: ~4x faster steps on a CPU, a compile
+per architecture); `econas.warm_start` (a zero-cost measure) makes the initial networks the
+best-scored of `warm_start_pool` random cells (`warm_start.py`).
+
 Parent selection, mutation, promotion and aging are the ask/tell search
 `jaxml.search.hierarchical_evolution.HierarchicalEvolution` (pure, jittable); this file trains
 what it asks and tells it the fitness. Cycle 0 is the initial population: `econas.initial_size`
@@ -29,7 +34,8 @@ end of each stage; a network's fitness is the best over its stages (official rec
 official code validates on the CIFAR-10 *test* set (`dset.CIFAR10(train=False)` in
 search/train.py); here the test set is never read by the search.
 
-State on disk (`workdir`): `networks/` holds, per cycle, the trained population with Orbax
+State on disk (`workdir`): `networks/` holds (array build; fixed builds: one directory per
+network, its last two stages, `fixed.py`), per cycle, the trained population with Orbax
 (`jaxml.checkpoint.Checkpointer`, per-array checksums): every network's state is slot j of the
 checkpoint of the cycle it was last trained in (kept for max_age + 1 cycles, as long as a live
 network may need it). The search's archive row of a network is its handle from creation to
