@@ -306,16 +306,6 @@ def settings(args: argparse.Namespace) -> dict:
   return out
 
 
-def write_json(path: str | None, payload: dict) -> None:
-  """Writes `payload` to `path` (parent folders made) when a path is given."""
-  if not path:
-    return
-  out = pathlib.Path(path)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(payload, indent=2) + "\n")
-  print(f"wrote {out}")
-
-
 def main(argv=None) -> dict:
   args = parse_args(argv)
   torch.set_num_threads(args.threads)
@@ -361,7 +351,11 @@ def main(argv=None) -> dict:
     "records": records,
     "wall_s": round(wall, 1),
   }
-  write_json(args.out, payload)
+  if args.out:
+    sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks import common  # the benchmarks' one JSON writer (it imports jax)
+
+    common.write_json(args.out, payload)
   return payload
 
 
