@@ -12,9 +12,9 @@ official search/train.py (SGD lr 0.1, momentum 0.9, weight decay 3e-4, gradient 
   GPU-sized (days on a CPU).
 - `cpu`: ~0.35 CPU-hours (27 min wall with two searches sharing 2 cores): a proxy that ranks
   NB201 cells (C 8, N 1, 16 px, a quarter of the train images; the rank study's c2r2s2 class,
-  RESULTS.md), E 2 of 6 epochs, each network through its fixed build; parents 2 / 1 / 1 and promotions 2 + 2 (K 8), 8 initial networks,
-  5 cycles: 48 trainings (about 30 networks: free promotion slots of the first cycles train
-  children).
+  RESULTS.md), E 2 of 6 epochs, each network through its fixed build; parents 2 / 1 / 1 and
+  promotions 2 + 2 (K 8), 8 initial networks, 5 cycles: 48 trainings (about 30 networks: free
+  promotion slots of the first cycles train children).
 - `gpu`: C 8, N 1, 16 px, half the train images, E 4 of 12, K 28 and 16 initial (official
   pools), 20 cycles.
 - `smoke`: seconds: K 4, 3 initial networks, 3 cycles of 2 steps per stage on 1,000 images.
