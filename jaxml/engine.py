@@ -211,10 +211,12 @@ class Engine:
     return to_host(self.eval_step(pop, EvalInputs(hparams, *self.eval_sets[split])))
 
   def evaluate_copy(self, pop: CopyState, index: int, split: str, hparams=None) -> dict:
-    """Accuracy and loss of copy `index` alone (e.g. the final model once all copies agree)."""
+    """Accuracy and loss of copy `index` alone (e.g. the final model once all copies agree):
+    floats, and lists for the halves."""
     if self.pop.data_axis is not None or jax.process_count() > 1:
-      return {k: float(v[index]) for k, v in self.evaluate(pop, split, hparams).items()}
+      result = self.evaluate(pop, split, hparams)
+      return {k: np.asarray(v[index]).tolist() for k, v in result.items()}
     take = lambda tree: jax.tree.map(lambda x: x[index], tree)
     inputs = EvalInputs(take(hparams or {}), *self.eval_sets[split])
     result = jax.device_get(self._eval_single(take(pop), inputs))
-    return {k: float(v) for k, v in result.items()}
+    return {k: np.asarray(v).tolist() for k, v in result.items()}

@@ -403,10 +403,13 @@ def make_train_step(
 
 
 def make_eval_step(model, *, num_classes: int, resolution: int, dtype, data_axis=None) -> Callable:
-  """Returns `eval_step(state, inputs: EvalInputs) -> {'accuracy', 'loss'}` for ONE copy.
+  """Returns `eval_step(state, inputs: EvalInputs) -> {'accuracy', 'loss', 'accuracy_halves',
+  'loss_halves'}` for ONE copy.
 
   All batches of a split in one call (`lax.scan`); `mask` marks real examples in the padded
-  last batch, so accuracy is exact for any split size.
+  last batch, so accuracy is exact for any split size. The halves ([2]: the even and the odd
+  positions of every batch, two disjoint halves of the split) let a controller tell a copy's
+  quality from val sampling noise (`jaxml.trunks.reward_signal_noise`).
   """
 
   def eval_step(state: CopyState, inputs: EvalInputs):
@@ -417,16 +420,25 @@ def make_eval_step(model, *, num_classes: int, resolution: int, dtype, data_axis
       x, y, m = (_axis_slice(b, data_axis) for b in batch)
       x = pipeline.normalize(x, dtype, resolution)
       logits = model.apply(variables, x, train=False, **extra)
-      correct = jnp.sum((jnp.argmax(logits, -1) == y) * m)
-      loss = jnp.sum(cross_entropy(logits, y, num_classes) * m)
-      return (totals[0] + correct, totals[1] + loss, totals[2] + jnp.sum(m)), None
+      odd = jnp.arange(m.shape[0]) % 2
+      halves = jnp.stack([m * (1 - odd), m * odd])  # [2, batch]
+      hit = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+      loss = cross_entropy(logits, y, num_classes)
+      new = (halves @ hit, halves @ loss, jnp.sum(halves, -1))
+      return tuple(t + n for t, n in zip(totals, new)), None
 
-    zero = jnp.zeros((), jnp.float32)
+    zero = jnp.zeros((2,), jnp.float32)
     batches = (inputs.images, inputs.labels, inputs.mask)
     (correct, loss, count), _ = jax.lax.scan(body, (zero, zero, zero), batches)
     if data_axis is not None:
       correct, loss, count = jax.lax.psum((correct, loss, count), data_axis)
-    return {"accuracy": correct / count, "loss": loss / count}
+    total = jnp.sum(count)
+    return {
+      "accuracy": jnp.sum(correct) / total,
+      "loss": jnp.sum(loss) / total,
+      "accuracy_halves": correct / jnp.maximum(count, 1.0),
+      "loss_halves": loss / jnp.maximum(count, 1.0),
+    }
 
   return eval_step
 

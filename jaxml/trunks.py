@@ -230,20 +230,35 @@ def _val_row(val: dict, finite: np.ndarray) -> dict:
   return row
 
 
-def reward_signal_noise(acc: np.ndarray, finite: np.ndarray, num_val: int) -> dict:
-  """How much of the copies' reward spread a controller can learn from: the signal is the spread
-  of the finite copies' val accuracies (standard deviation over copies, ddof 1), the noise one
-  val accuracy's binomial standard error at their mean, sqrt(p (1 - p) / num_val): two copies of
-  equal quality differ by about sqrt(2) x noise on a val split of `num_val` images. Signal /
-  noise near 1 means the reward ranks copies by chance as much as by their training."""
-  a = np.asarray(acc, np.float64)[np.asarray(finite)]
-  if a.shape[0] < 2 or num_val < 1:
-    return {}
-  p = float(a.mean())
-  spread, noise = float(a.std(ddof=1)), float(np.sqrt(max(p * (1 - p), 0.0) / num_val))
-  out = {"reward_spread": spread, "reward_noise": noise}
-  if noise > 0:
-    out["reward_signal_to_noise"] = spread / noise
+def reward_signal_noise(val: dict, finite: np.ndarray) -> dict:
+  """How much of the copies' reward spread a controller can learn from, per reward kind ('acc':
+  val accuracy, 'loss': val cross-entropy), by split-half reliability.
+
+  Each copy is scored on two disjoint halves of the val split, A_n = q_n + a_n and B_n = q_n + b_n
+  (q_n its quality, a_n, b_n independent sampling errors). Over the copies, cov(A, B) = var(q):
+  the signal; var(A - B) / 4 = the sampling variance of a copy's full-split score: the noise.
+  Both are taken over the copies after their mean is removed, so the part of the val sample that
+  every copy shares (an easy or a hard split) drops out, unlike a binomial standard error of one
+  accuracy (which counts it as noise). Keys per kind: `{kind}_spread` (std over copies, ddof 1,
+  of the full-split score), `{kind}_signal`, `{kind}_noise`, `{kind}_snr` = signal / noise: near
+  0 the reward ranks copies by chance, at 1 a copy one signal std better wins a pairwise
+  comparison ~76 % of the time. Needs 3+ finite copies (2 give one degree of freedom)."""
+  out = {}
+  finite = np.asarray(finite, bool)
+  if finite.sum() < 3:
+    return out
+  for kind, key in (("acc", "accuracy"), ("loss", "loss")):
+    if f"{key}_halves" not in val:
+      continue
+    full = np.asarray(val[key], np.float64)[finite]
+    a, b = np.asarray(val[f"{key}_halves"], np.float64)[finite].T
+    signal_var = float(np.cov(a, b, ddof=1)[0, 1])
+    noise = float(np.sqrt(np.var(a - b, ddof=1) / 4))
+    signal = float(np.sqrt(max(signal_var, 0.0)))
+    out.update({f"{kind}_spread": float(full.std(ddof=1)), f"{kind}_signal": signal})
+    out[f"{kind}_noise"] = noise
+    if noise > 0:
+      out[f"{kind}_snr"] = signal / noise
   return out
 
 
@@ -337,25 +352,25 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
           logging.warning(
             "trunk %d: copies %s diverged (non-finite val)", t, np.flatnonzero(~finite)
           )
-        num_val = int(run.data.val.labels.shape[0])
-        row = {"trunk": t, **_val_row(val, finite), **reward_signal_noise(acc, finite, num_val)}
+        row = {"trunk": t, **_val_row(val, finite), **reward_signal_noise(val, finite)}
         report = TrunkReport(t, rewards, finite, val, jax.device_get(pop.aux), pop, host_hparams)
         action, info = Keep(), {}
         if controller is None and config.population.reset_diverged and not finite.all():
           action = Reinit(tuple(int(i) for i in np.flatnonzero(~finite)))
         if controller is not None:
-          if "reward_signal_to_noise" in row:
+          if "acc_snr" in row:
             say(
-              f"trunk {t}: copies' val spread {row['reward_spread']:.4f} vs one val accuracy's "
-              f"standard error {row['reward_noise']:.4f} (signal/noise "
-              f"{row['reward_signal_to_noise']:.2f})"
+              f"trunk {t}: copies' val accuracy spread {row['acc_spread']:.4f}: signal "
+              f"{row['acc_signal']:.4f}, val noise {row['acc_noise']:.4f} (signal/noise "
+              f"{row['acc_snr']:.2f}; of val loss {row.get('loss_snr', float('nan')):.2f})"
             )
           ctrl, action, info = controller.tell(asked, report)
           for k, v in controller.history(ctrl).items():
             history.setdefault(k, []).append(np.asarray(v))
         pop = clear_aux(_apply(run, pop, action, t, same_init, host_hparams))
         meta["rewards"].append(rewards.tolist())
-        meta.setdefault("reward_signal_to_noise", []).append(row.get("reward_signal_to_noise"))
+        for kind in ("acc", "loss"):
+          meta.setdefault(f"{kind}_snr", []).append(row.get(f"{kind}_snr"))
         meta["best_copy"].append(report.best())
         meta["last"] = type(action).__name__.lower()
         row.update({f"{controller.name}_{k}": v for k, v in info.items()} if controller else {})
@@ -384,8 +399,8 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
     summary["rewards"] = meta["rewards"]
     summary["best_copy_per_trunk"] = meta["best_copy"]
     summary["best_val_per_trunk"] = [r[b] for r, b in zip(meta["rewards"], meta["best_copy"])]
-    # Per trunk: the copies' val spread over one val accuracy's standard error.
-    summary["reward_signal_to_noise"] = meta.get("reward_signal_to_noise", [])
+    # Per trunk: the reward's signal / noise over the copies (`reward_signal_noise`).
+    summary["acc_snr"], summary["loss_snr"] = meta.get("acc_snr", []), meta.get("loss_snr", [])
     arrays = {k: np.stack(v) for k, v in history.items()}
     summary.update(controller.summary(ctrl, arrays, run.workdir))
   summary["wall_time_s"] = timer.elapsed

@@ -44,10 +44,18 @@ class TinyMLP(nn.Module):
 
 
 def make_engine(
-  pop, lr=0.05, same_batch=True, seed=0, model="tiny_cnn", random_augment=True, loss_fn=None
+  pop,
+  lr=0.05,
+  same_batch=True,
+  seed=0,
+  model="tiny_cnn",
+  random_augment=True,
+  loss_fn=None,
+  eval_sets=None,
 ):
   """The engine for a tiny CNN (or MLP, or a given Flax module) on `tiny_data`, SGD momentum 0.9
-  at a constant lr; `loss_fn` replaces cross-entropy (a method's hook)."""
+  at a constant lr; `loss_fn` replaces cross-entropy (a method's hook); `eval_sets` replaces
+  {'val': the train images}."""
   if isinstance(model, str):
     model = TinyMLP() if model == "mlp" else get_model(model, NUM_CLASSES, width=4)
   optim = configs.optim_config(lr=lr, nesterov=False, weight_decay=0.0, schedule="constant")
@@ -58,7 +66,7 @@ def make_engine(
     model,
     tx,
     train=data,
-    eval_sets={"val": data},
+    eval_sets=eval_sets or {"val": data},
     batch_size=BATCH,
     eval_batch_size=BATCH,
     num_classes=NUM_CLASSES,

@@ -10,7 +10,14 @@ import chex
 import jax
 import numpy as np
 import pytest
-from population_fixtures import IMAGE, init_keys, make_engine, run_population
+from population_fixtures import (
+  IMAGE,
+  init_keys,
+  init_population,
+  make_engine,
+  run_population,
+  tiny_data,
+)
 
 from jaxml import training
 from jaxml.errors import ConfigError
@@ -257,3 +264,22 @@ def test_fast_compile_keeps_only_the_options_this_xla_accepts(monkeypatch):
     population.accepted_cpu_options.cache_clear()
   assert "xla_no_such_option_for_test" not in accepted
   assert accepted["xla_backend_optimization_level"] == 0
+
+
+def test_evaluate_halves_are_the_even_and_the_odd_examples():
+  images, labels = tiny_data()  # 32 examples, batches of 8: in-batch parity = global parity
+  sets = {"val": (images, labels), "even": (images[0::2], labels[0::2])}
+  sets["odd"] = (images[1::2], labels[1::2])
+  engine = make_engine(Population(2, "vmap"), eval_sets=sets)
+  state = init_population(engine, init_keys(2))
+  state, _ = engine.step(state, engine.pop.put_copies({}), {}, 0)
+  val, even, odd = (engine.evaluate(state, name) for name in ("val", "even", "odd"))
+  for key in ("accuracy", "loss"):
+    halves = np.asarray(val[f"{key}_halves"])
+    assert halves.shape == (2, 2)  # [copies, halves]
+    np.testing.assert_allclose(halves[:, 0], even[key], rtol=1e-5)
+    np.testing.assert_allclose(halves[:, 1], odd[key], rtol=1e-5)
+    np.testing.assert_allclose(halves.mean(1), val[key], rtol=1e-5)  # equal halves
+  one = engine.evaluate_copy(state, 1, "val")
+  assert one["accuracy"] == pytest.approx(float(val["accuracy"][1]))
+  assert one["loss_halves"] == pytest.approx(np.asarray(val["loss_halves"][1]).tolist())

@@ -173,14 +173,47 @@ def test_kill_inside_a_trunk_resumes_identically(config, tmp_path):
     np.testing.assert_array_equal(a["reward_sum"], b["reward_sum"])
 
 
+def _val_with_halves(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  halves = np.stack([a, b], axis=1)
+  return {"accuracy": halves.mean(1), "loss": 1 - halves.mean(1), "accuracy_halves": halves,
+          "loss_halves": 1 - halves}  # fmt: skip
+
+
 def test_reward_signal_noise_by_hand():
-  acc, finite = np.array([0.50, 0.52, 0.54, 0.0]), np.array([True, True, True, False])
-  out = trunks.reward_signal_noise(acc, finite, num_val=2500)
-  assert out["reward_spread"] == pytest.approx(0.02)  # std (ddof 1) of 0.50, 0.52, 0.54
-  assert out["reward_noise"] == pytest.approx(np.sqrt(0.52 * 0.48 / 2500))  # 0.00999
-  assert out["reward_signal_to_noise"] == pytest.approx(0.02 / np.sqrt(0.52 * 0.48 / 2500))
-  # Fewer than two finite copies: no spread to measure.
-  assert trunks.reward_signal_noise(acc, np.array([True, False, False, False]), 2500) == {}
-  # All copies perfect: no noise, so no ratio.
-  perfect = trunks.reward_signal_noise(np.ones(3), np.ones(3, bool), 10)
-  assert "reward_signal_to_noise" not in perfect
+  a, b = [0.49, 0.53, 0.55, np.nan], [0.51, 0.51, 0.53, np.nan]
+  finite = np.array([True, True, True, False])
+  out = trunks.reward_signal_noise(_val_with_halves(a, b), finite)
+  # cov over copies (ddof 1) of the halves: the copies' quality spread both halves agree on.
+  assert out["acc_signal"] == pytest.approx(np.sqrt(np.cov(a[:3], b[:3])[0, 1]))
+  assert out["acc_signal"] == pytest.approx(np.sqrt(0.0008 / 3))  # 0.0163
+  # (A - B) = -0.02, 0.02, 0.02: var (ddof 1) 0.0016 / 3, a quarter of it for the full split.
+  assert out["acc_noise"] == pytest.approx(np.sqrt(0.0016 / 3 / 4))
+  assert out["acc_snr"] == pytest.approx(out["acc_signal"] / out["acc_noise"])
+  assert out["acc_spread"] == pytest.approx(np.std([0.50, 0.52, 0.54], ddof=1))
+  # The loss halves are 1 - accuracy here: the same spread, signal and noise.
+  assert out["loss_snr"] == pytest.approx(out["acc_snr"])
+  # Fewer than three finite copies: not measured.
+  two = np.array([True, True, False, False])
+  assert trunks.reward_signal_noise(_val_with_halves(a, b), two) == {}
+  # Halves that disagree on the ordering (negative cov): no signal, not a negative one.
+  anti = trunks.reward_signal_noise(_val_with_halves([0.5, 0.6, 0.7], [0.7, 0.6, 0.5]), finite[:3])
+  assert anti["acc_signal"] == 0.0 and anti["acc_snr"] == 0.0
+  # Identical halves: no noise, so no ratio.
+  same = trunks.reward_signal_noise(_val_with_halves(a[:3], a[:3]), finite[:3])
+  assert "acc_snr" not in same and same["acc_noise"] == 0.0
+
+
+def test_reward_signal_noise_drops_what_every_copy_shares():
+  """Copies of known quality spread 0.02 scored on val halves whose draw shifts every copy alike
+  by ~0.05 (a hard or an easy half) plus independent binomial-sized errors: the split-half
+  estimates recover the quality spread and the per-copy noise, not the shared shift."""
+  rng = np.random.default_rng(0)
+  k, n_val = 400, 2000
+  q = 0.5 + 0.02 * rng.standard_normal(k)
+  half_se = np.sqrt(0.25 / (n_val / 2))  # one half's binomial standard error, 0.0158
+  a = q + 0.05 + half_se * rng.standard_normal(k)
+  b = q - 0.05 + half_se * rng.standard_normal(k)
+  out = trunks.reward_signal_noise(_val_with_halves(a, b), np.ones(k, bool))
+  assert out["acc_signal"] == pytest.approx(0.02, rel=0.15)
+  assert out["acc_noise"] == pytest.approx(half_se / np.sqrt(2), rel=0.1)  # the full split's SE

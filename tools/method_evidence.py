@@ -29,6 +29,9 @@ STUDIES = {
       "ohl": [""],
       "frozen": [":frozen"],
       "percopy": ["", "--config.ohl.pairs_per_copy=1"],
+      "factorised": ["", "--config.ohl.policy=factorised"],
+      "negloss": ["", "--config.ohl.reward=neg_loss"],
+      "short": ["", "--config.ohl.trunk_epochs=1"],
     },
   ),
   "amlfs": (
@@ -39,6 +42,13 @@ STUDIES = {
       "frozen": [":frozen"],
       # K cross-entropy copies with the best-copy broadcast: the selection alone
       "select": [":frozen", "--config.amlfs.sigma=1e-6"],
+      # issue 28's lower-variance rewards and updates, one change each
+      "negloss": ["", "--config.amlfs.reward=neg_loss"],
+      "rank": ["", "--config.amlfs.baseline=rank"],
+      "antithetic": ["", "--config.amlfs.antithetic=True"],
+      "val5k": ["", "--config.data.val_size=5000"],
+      "k8": ["", "--config.population.size=8"],
+      "short": ["", "--config.amlfs.trunk_epochs=1"],  # 60 policy updates instead of 12
     },
   ),
 }
@@ -97,15 +107,27 @@ def table(root, study, variants, seeds, noises) -> str:
   return "\n".join(lines)
 
 
+def mean_over_trunks(metrics_path: pathlib.Path, key: str) -> float:
+  """The mean of `key` over the trunk rows of metrics.jsonl (NaN where no row has it)."""
+  if not metrics_path.exists():
+    return float("nan")
+  rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+  vals = [r[key] for r in rows if r.get(key) is not None]
+  return float(np.mean(vals)) if vals else float("nan")
+
+
 def diagnostics(root, study, variants, seeds, noises) -> str:
-  """Is the reward informative? Per run with copies: the spread of the copies' val accuracy in a
-  trunk (std over copies, mean over trunks) against the binomial standard error of one val
-  accuracy, sqrt(a (1 - a) / n_val); and where the policy ended (OHL: KL(p_theta || uniform);
-  AM-LFS: tau(0), the loss bound at p = 0: 0 is cross-entropy's unbounded loss)."""
+  """Is the reward informative? Per run with copies, means over its trunks of the split-half
+  measures (`jaxml.trunks.reward_signal_noise`): the copies' val accuracy spread, the part of it
+  that is the copies' quality (signal) and the val sampling noise of one copy's accuracy, their
+  ratio, and the same ratio for the val loss; and where the policy ended (OHL: KL(p_theta ||
+  uniform); AM-LFS: tau(0), the loss bound at p = 0: 0 is cross-entropy's unbounded loss)."""
   lines = [
-    "| noise | variant | seed | copy spread (std) | val SE | policy at the end |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| noise | variant | seed | acc spread | acc signal | acc noise | signal/noise acc | "
+    "signal/noise loss | policy at the end |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ]
+  keys = ("acc_spread", "acc_signal", "acc_noise", "acc_snr", "loss_snr")
   for noise in noises:
     for variant in variants:
       for seed in seeds:
@@ -113,19 +135,13 @@ def diagnostics(root, study, variants, seeds, noises) -> str:
         if not (wd / "summary.json").exists() or not (wd / "trunks.npz").exists():
           continue
         summary = json.loads((wd / "summary.json").read_text())
-        config = json.loads((wd / "config.json").read_text())
-        rewards = np.asarray(summary["rewards"], np.float64)
-        acc = rewards.mean()
-        se = np.sqrt(acc * (1 - acc) / config["data"]["val_size"])
         if "theta_kl_from_uniform" in summary:
           policy = f"KL {summary['theta_kl_from_uniform']:.4f}"
         else:
           policy = f"tau(0) {summary['tau_at_knots'][0]:.3f}"
         noise_s = "0" if noise is None else f"{noise:g}"
-        lines.append(
-          f"| {noise_s} | {variant} | {seed} | {rewards.std(axis=1).mean():.4f} | {se:.4f} | "
-          f"{policy} |"
-        )
+        cells = " | ".join(f"{mean_over_trunks(wd / 'metrics.jsonl', k):.4f}" for k in keys)
+        lines.append(f"| {noise_s} | {variant} | {seed} | {cells} | {policy} |")
   return "\n".join(lines)
 
 

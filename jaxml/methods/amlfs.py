@@ -136,7 +136,7 @@ class AMLFSController(Controller):
       return state, Broadcast(report.best()), {}
     rewards = jnp.asarray(report.rewards_as(self.reward), jnp.float32)
     stats = jax.vmap(self.policy.stats)(state["theta"])
-    policy, stats = reinforce.update(
+    policy, stats = reinforce.jit_update(
       self.policy, state["policy"], self.optimizer, stats, rewards, self.baseline
     )
     info = {f"policy_{k}": float(np.mean(v)) for k, v in stats.items()}

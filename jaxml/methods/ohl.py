@@ -170,7 +170,7 @@ class OHLController(Controller):
     if self.learn_theta:
       counts = jnp.asarray(report.aux["counts"])
       rewards = jnp.asarray(report.rewards_as(self.reward), jnp.float32)
-      state, stats = reinforce.update(
+      state, stats = reinforce.jit_update(
         self.policy, state, self.optimizer, counts, rewards, self.baseline
       )
       info = {f"policy_{k}": float(np.mean(v)) for k, v in stats.items()}

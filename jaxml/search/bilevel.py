@@ -97,6 +97,7 @@ def make_bilevel_step(
   augment,
   resolution: int,
   data_axis: str | None = None,
+  aux_skip_index: int | None = None,
 ) -> Callable:
   """`step(state, inputs: StepInputs, alpha_split) -> (state, metrics)` for ONE copy.
 
@@ -105,6 +106,12 @@ def make_bilevel_step(
   `inputs.shared['alpha_order']`, at the same position. `inputs.hparams['darts']['tau']` is the
   Gumbel temperature. Both batches get the train augmentation (DARTS draws both halves from the
   augmented train set). `w_lr(count)` is the weights' learning rate (xi of the unrolled step).
+
+  `aux_skip_index`: DARTS- (Chu et al., ICLR 2021, §3.2): every edge's mixed output gets an
+  auxiliary skip beta * x, beta = `inputs.hparams['darts']['aux_skip']` (decayed to 0 over the
+  search), so that skip connections need not win alpha to let the gradient through. On a cell
+  whose edges all keep the resolution (NAS-Bench-201) beta * x is the skip op's output times
+  beta: it is added to that op's weight (index `aux_skip_index`), in both steps.
   """
 
   def batch(key, images, labels, idx):
@@ -128,10 +135,16 @@ def make_bilevel_step(
     tau = inputs.hparams["darts"]["tau"]
     net, alpha = state.params["net"], state.params["alpha"]
 
+    def weights(a, k):
+      w = op_weights(sampling, a, k, tau)
+      if aux_skip_index is None:
+        return w
+      return w.at[:, aux_skip_index].add(inputs.hparams["darts"]["aux_skip"])
+
     def loss(w, a, x, y, k):
       variables = {"params": {"net": w, "alpha": a}, "batch_stats": state.batch_stats}
       logits, new = model.apply(
-        variables, x, train=True, weights=op_weights(sampling, a, k, tau), mutable=["batch_stats"]
+        variables, x, train=True, weights=weights(a, k), mutable=["batch_stats"]
       )
       return cross_entropy(logits, y, num_classes).mean(), (logits, new.get("batch_stats", {}))
 
@@ -205,6 +218,12 @@ def optimizers(config, total_steps: int):
     optax.add_decayed_weights(d.alpha_weight_decay), optax.adam(d.alpha_lr, d.alpha_b1, d.alpha_b2)
   )
   return optax.chain(*parts), a_tx, schedule
+
+
+def aux_skip_at(d, epoch: int, num_epochs: int) -> float:
+  """DARTS-: the auxiliary skip's beta decays linearly from `aux_skip` (first epoch) to 0 (after
+  the last), the paper's default schedule."""
+  return float(d.aux_skip * max(1.0 - epoch / max(num_epochs, 1), 0.0))
 
 
 def tau_at(d, epoch: int, num_epochs: int) -> float:

@@ -79,7 +79,7 @@ class ReinforceSearch:
   def tell(self, state: State, candidates: jax.Array, fitness: jax.Array) -> State:
     # Each candidate is one "copy" that drew one architecture: its counts are one per position.
     stats = jax.vmap(self.policy.stats)(candidates)
-    state, _ = reinforce.update(
+    state, _ = reinforce.jit_update(
       self.policy,
       state,
       self.optimizer,

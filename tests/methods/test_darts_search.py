@@ -90,7 +90,7 @@ class _ToyNet(nn.Module):
     return jnp.tensordot(weights[0], outs, axes=1)
 
 
-def _toy_step(order, lr):
+def _toy_step(order, lr, aux_skip=None):
   model = bilevel.Supernet(_ToyNet(), (1, 3), 0.5)
   # Plain SGD on alpha: Adam's first step is lr * sign(g), blind to the xi term's size.
   w_tx, a_tx = optax.sgd(lr, momentum=0.9), optax.sgd(0.1)
@@ -106,6 +106,7 @@ def _toy_step(order, lr):
     num_classes=10,
     augment=aug,
     resolution=4,
+    aux_skip_index=None if aux_skip is None else 1,
   )
   variables = model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
   params = variables["params"]
@@ -121,7 +122,7 @@ def _toy_step(order, lr):
   images = jnp.asarray(rng.integers(0, 255, (8, 4, 4, 3)), jnp.uint8)
   labels = jnp.asarray(rng.integers(0, 10, 8), jnp.int32)
   inputs = StepInputs(
-    hparams={"darts": {"tau": jnp.float32(1.0)}},
+    hparams={"darts": {"tau": jnp.float32(1.0), "aux_skip": jnp.float32(aux_skip or 0.0)}},
     shared={"alpha_order": jnp.arange(8)},
     images=images[:4],
     labels=labels[:4],
@@ -142,6 +143,24 @@ def test_second_order_step_reduces_to_first_order_at_zero_learning_rate():
   b1, _, _ = _toy_step(1, 0.5)
   b2, _, _ = _toy_step(2, 0.5)
   assert np.abs(b2 - b1).max() > 1e-6
+
+
+def test_aux_skip_adds_beta_to_the_skip_weight_and_decays_to_zero():
+  """DARTS-: beta = 0 is plain DARTS; beta > 0 changes both steps; beta falls linearly to 0."""
+  plain, _, _ = _toy_step(1, 0.1)
+  off, _, _ = _toy_step(1, 0.1, aux_skip=0.0)
+  on, _, _ = _toy_step(1, 0.1, aux_skip=0.7)
+  np.testing.assert_allclose(off, plain, rtol=1e-6)
+  assert np.abs(on - plain).max() > 1e-5
+  d = darts.darts_config(aux_skip=1.0)
+  assert [bilevel.aux_skip_at(d, e, 4) for e in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+  assert bilevel.aux_skip_at(darts.darts_config(), 0, 4) == 0.0
+
+
+def test_param_free_share_counts_skip_pool_and_none():
+  space = NB201Space(4, 1, 10, 16)  # ops: none, skip, conv1x1, conv3x3, avg_pool
+  derived = np.array([[3, 3, 3, 3, 3, 3], [1, 4, 1, 2, 3, 0], [1, 1, 1, 4, 4, 4]])
+  np.testing.assert_allclose(darts.param_free_share(space, derived), [0.0, 4 / 6, 1.0])
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +195,8 @@ def test_controller_derives_cells_and_looks_them_up(table_dir):
   np.testing.assert_allclose(new["true_acc"], expected, rtol=1e-6)
   assert info["derived"][1] == space.to_string([1] * 6)
   assert info["none_weight_mean"] > 0.9 and int(new["epoch"]) == 1
+  assert info["param_free_share_mean"] == pytest.approx(0.5)  # copy 1's cell is all skips
+  assert hparams["darts"]["aux_skip"].tolist() == [0.0, 0.0]  # DARTS- off in this config
 
 
 def test_tau_anneals_from_tau_max_to_tau_min():
@@ -264,6 +285,8 @@ def test_killed_run_resumes_to_the_uninterrupted_end(full_run, tiny, tmp_path, m
     ({"data.val_size": 0}, "val_size"),
     ({"darts.dataset": "mnist"}, "darts.dataset"),
     ({"model.dtype": "bfloat16"}, "float32"),
+    ({"darts.aux_skip": -1.0}, "aux_skip"),
+    ({"darts.aux_skip": 1.0, "darts.sampling": "gumbel"}, "softmax"),
   ],
 )
 def test_bad_config_is_refused(overrides, match):

@@ -61,9 +61,9 @@ def test_outputs_and_theta_moves(full_run):
   assert 0.0 <= summary["test_accuracy"] <= 1.0
   # The final model is the best copy of the last trunk, broadcast to all and evaluated alone.
   assert summary["val_accuracy"] == pytest.approx(summary["best_val_per_trunk"][-1], abs=1e-6)
-  # Per trunk, the copies' val spread over one val accuracy's standard error.
-  snr = summary["reward_signal_to_noise"]
-  assert len(snr) == len(summary["rewards"]) and all(v is None or v >= 0 for v in snr)
+  # Per trunk, the reward's split-half signal / noise (None: K = 2 is too few copies to tell).
+  for snr in (summary["acc_snr"], summary["loss_snr"]):
+    assert len(snr) == len(summary["rewards"]) and all(v is None or v >= 0 for v in snr)
   with np.load(workdir / "trunks.npz") as f:
     theta = f["theta"]
     assert theta.shape == (3, ohl_space.NUM_PAIRS)

@@ -34,13 +34,16 @@ def test_table_means_over_finished_seeds(tmp_path, capsys):
     (wd / "summary.json").write_text(json.dumps(summary))
     (wd / "config.json").write_text(json.dumps({"data": {"val_size": 100}}))
     (wd / "trunks.npz").write_bytes(b"")
-    rows = [{"step": 1, "val_accuracy": 0.2, "val_accuracy_best": acc + 0.1}, {"step": 2}]
+    rows = [
+      {"step": 1, "val_accuracy": 0.2, "val_accuracy_best": acc + 0.1, "acc_snr": 0.5 + seed},
+      {"step": 2, "acc_snr": 1.5 + seed, "acc_noise": 0.01, "loss_snr": None},
+    ]
     (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
   evidence.main(["--study", "amlfs", "--noise", "0.4", "--root", str(tmp_path), "--table_only"])
   out = capsys.readouterr().out
   assert "| 0.4 | amlfs | 0.3500 ± 0.0500 (n=2) | 0.3000, 0.4000 | 0.3500 | 0.4500 | 10 |" in out
   assert "baseline" not in out  # no finished run, no row
-  # copy spread: std over copies per trunk (0.1, 0), averaged; SE of acc 0.4 on 100 images
-  assert "| 0.4 | amlfs | 1 | 0.0500 | 0.0490 | tau(0) 0.250 |" in out
+  # means over the trunks that measured them (acc_snr 1.5, 2.5 for seed 1); nan where none did
+  assert "| 0.4 | amlfs | 1 | nan | nan | 0.0100 | 2.0000 | nan | tau(0) 0.250 |" in out
   with pytest.raises(SystemExit):
     evidence.main(["--study", "amlfs", "--variants", "nosuch", "--table_only"])

@@ -23,6 +23,13 @@ over the epochs (GDAS §3.2); the sampled architecture is what the forward pass 
 array build still evaluates every op (see `jaxml.search.bilevel`). The NAS-Bench-201 paper
 reports DARTS collapsing there to an all-skip cell (54.30 CIFAR-10 test for both orders) and
 GDAS at 93.61 +- 0.09.
+
+DARTS- (`darts.aux_skip` = beta_0 > 0, NB201 only; Chu et al., ICLR 2021): an auxiliary skip
+beta * x on every edge, beta decayed linearly from beta_0 to 0 over the epochs, so that the skip
+op does not have to win alpha to carry the gradient: the paper's cure of the collapse (NB201
+CIFAR-10 test 93.80 +- 0.40 in its table; not yet in REFERENCES.md). The controller logs per
+epoch the share of the derived cell's edges that are parameter-free ops (`param_free_share`),
+the collapse's signature.
 """
 
 from jaxml.experiment import PopulationRun
@@ -35,7 +42,11 @@ from jaxml.methods.darts.configs import (  # noqa: F401  (the method's public na
   experiment,
   validate_config,
 )
-from jaxml.methods.darts.controller import DartsController, alpha_aux  # noqa: F401
+from jaxml.methods.darts.controller import (  # noqa: F401
+  DartsController,
+  alpha_aux,
+  param_free_share,
+)
 from jaxml.nasbench import nb201
 from jaxml.search import bilevel
 from jaxml.spaces import relaxation
@@ -66,6 +77,7 @@ def run(config, workdir: str) -> dict:
     augment=config.data.augment,
     resolution=config.data.resolution,
     data_axis=run.pop.data_axis,
+    aux_skip_index=space.OPS.index("skip_connect") if d.aux_skip > 0 else None,
   )
   epochs = -(-run.total_steps // run.engine.steps_per_epoch)
   controller = DartsController(config, space, table, epochs, int(val.labels.shape[0]))

@@ -8,7 +8,7 @@ from jaxml import configs
 from jaxml.nasbench import nb201
 from jaxml.spaces import DARTSSpace, NB201Space
 
-VARIANTS = ("smoke", "cpu", "second_order", "gdas")
+VARIANTS = ("smoke", "cpu", "second_order", "gdas", "darts_minus")
 SPACES = {"nb201": "nb201", "darts": "darts_cells"}  # darts.space -> model.name
 SAMPLINGS = ("softmax", "gumbel")
 
@@ -26,6 +26,9 @@ def darts_config(**overrides) -> ml_collections.ConfigDict:
     lr_min=0.001,  # cosine floor of the weights' learning rate
     tau_max=10.0,  # GDAS temperature, annealed linearly over the epochs
     tau_min=0.1,
+    # DARTS- (Chu et al., ICLR 2021): beta of the auxiliary skip beta * x on every edge, decayed
+    # linearly to 0 over the search (`bilevel.aux_skip_at`); 0 = off, the paper uses 1.
+    aux_skip=0.0,
     affine=False,  # BN scale/bias of the cell ops (DARTS searches without)
     dataset="cifar10",  # NB201 table column of the derived cells' true accuracy
     table_dir="",  # NB201 table root ('' = the data search order)
@@ -36,13 +39,15 @@ def darts_config(**overrides) -> ml_collections.ConfigDict:
 def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
   """The standard GPU search of `space` (50 epochs, batch 64, 25k/25k halves), or its variants:
   `cpu` (C 8, N 1 / 5 layers, 16x16, 1,280 + 1,280 images, 10 epochs), `smoke` (CPU seconds),
-  `second_order`, `gdas`.
+  `second_order`, `gdas`, `darts_minus` (DARTS with the auxiliary skip, a cure of the collapse).
   """
   v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
   c = configs.training_config("darts", SPACES[space])
   c.darts = darts_config(space=space, order=2 if "second_order" in v else 1)
   if "gdas" in v:
     c.darts.sampling = "gumbel"
+  if "darts_minus" in v:
+    c.darts.aux_skip = 1.0
   c.optim.update(lr=0.025, momentum=0.9, nesterov=False, weight_decay=3e-4, grad_clip=5.0)
   c.data.update(val_size=25000)
   c.update(batch_size=64, eval_batch_size=500, num_epochs=50.0, log_every_steps=50)
@@ -84,6 +89,10 @@ def validate_config(config) -> None:
     check(0 <= d[b] < 1, f"darts.{b} must be in [0, 1), got {d[b]}")
   check(d.alpha_weight_decay >= 0, "darts.alpha_weight_decay must be >= 0")
   check(d.alpha_init_std >= 0, "darts.alpha_init_std must be >= 0")
+  check(d.aux_skip >= 0, f"darts.aux_skip must be >= 0, got {d.aux_skip}")
+  if d.aux_skip > 0:  # beta * x is the skip op's output only where no edge changes resolution
+    check(d.space == "nb201", "darts.aux_skip (DARTS-) is built for the nb201 space only")
+    check(d.sampling == "softmax", "darts.aux_skip (DARTS-) adds to DARTS's softmax weights")
   check(
     0 <= d.lr_min < config.optim.lr,
     f"darts.lr_min must be in [0, optim.lr={config.optim.lr}), got {d.lr_min}",

@@ -9,13 +9,26 @@ import numpy as np
 from jaxml.data import pipeline
 from jaxml.metrics import plots
 from jaxml.search import bilevel
-from jaxml.spaces import relaxation
+from jaxml.spaces import NB201Space, relaxation
 from jaxml.trunks import Controller, Keep, TrunkReport
 
 
 def alpha_aux(space) -> dict:
   """A copy's accumulators: the bilevel step leaves the copy's alphas there for `tell`."""
   return {"alpha": jnp.zeros(relaxation.weights_shape(space), jnp.float32)}
+
+
+PARAM_FREE = ("none", "skip_connect", "avg_pool_3x3", "max_pool_3x3")
+
+
+def param_free_share(space, derived: np.ndarray) -> np.ndarray:
+  """[...]: the share of each derived cell's op choices that are parameter-free ops (the last axis
+  of `derived`; DARTS space: its (input, op) pairs' ops)."""
+  ops = np.asarray([op in PARAM_FREE for op in space.OPS])
+  derived = np.asarray(derived)
+  if not isinstance(space, NB201Space):  # DARTS cells interleave (input, op): ops are odd entries
+    derived = derived[..., 1::2]
+  return ops[derived].mean(-1)
 
 
 class DartsController(Controller):
@@ -43,9 +56,12 @@ class DartsController(Controller):
     }
 
   def ask(self, state, key):
-    tau = bilevel.tau_at(self.d, int(state["epoch"]), self.num_epochs)
+    epoch = int(state["epoch"])
+    tau = bilevel.tau_at(self.d, epoch, self.num_epochs)
+    beta = bilevel.aux_skip_at(self.d, epoch, self.num_epochs)
     order = pipeline.epoch_permutation(key, 0, self.num_alpha)
-    hparams = {"darts": {"tau": np.full((self.k,), tau, np.float32)}}
+    per_copy = lambda v: np.full((self.k,), v, np.float32)  # noqa: E731
+    hparams = {"darts": {"tau": per_copy(tau), "aux_skip": per_copy(beta)}}
     return state, hparams, {"alpha_order": np.asarray(order)}
 
   def tell(self, state, report: TrunkReport):
@@ -55,7 +71,9 @@ class DartsController(Controller):
     if self.table is not None:
       true_acc = np.asarray(self.table.query(derived, self.d.dataset), np.float32)
     ops = list(self.space.OPS)
+    param_free = param_free_share(self.space, derived)
     info = {
+      "param_free_share_mean": float(param_free.mean()),
       "true_acc_mean": float(np.mean(true_acc)),
       "true_acc_per_copy": true_acc.tolist(),
       "derived": [self.space.to_string(e) for e in derived],
@@ -64,6 +82,8 @@ class DartsController(Controller):
     }
     if self.d.sampling == "gumbel":
       info["tau"] = bilevel.tau_at(self.d, int(state["epoch"]), self.num_epochs)
+    if self.d.aux_skip > 0:
+      info["aux_skip"] = bilevel.aux_skip_at(self.d, int(state["epoch"]), self.num_epochs)
     new = {
       "epoch": np.int32(int(state["epoch"]) + 1),
       "weights": weights.astype(np.float32),
@@ -87,6 +107,9 @@ class DartsController(Controller):
       "ops": list(self.space.OPS),
       "edges": labels,
       "derived_per_epoch": [[self.space.to_string(e) for e in row] for row in derived],
+      # per epoch and copy: the share of the derived cell's edges that are parameter-free ops
+      # (the collapse drives it to 1: the all-skip / pooling cells of NB201's DARTS row)
+      "param_free_share_per_epoch": param_free_share(self.space, derived).round(3).tolist(),
       "final_derived": [self.space.to_string(e) for e in derived[-1]],
       "final_weights": weights[-1].round(4).tolist(),
     }

@@ -83,7 +83,7 @@ def _train_proxy(config, p, encodings, workdir: pathlib.Path) -> dict:
     t0 = time.perf_counter()
     if data is None and not done_before:
       data = experiment.load_datasets(c.data, c.seed)  # once for all the proxy's cells
-    runs.append(_train(one, cell_dir, None, data))
+    runs.append(_train(one, cell_dir, None, data, reports=False))
     # The cell's whole cost here (set-up and data included), or its run's wall time if it
     # finished in an earlier process.
     walls.append(runs[-1]["wall_time_s"] if done_before else time.perf_counter() - t0)
@@ -103,15 +103,18 @@ def _step_time(summary: dict, images_per_step: int) -> float:
   return summary["steps"] * images_per_step / summary["images_per_s"]
 
 
-def _train(config, workdir: pathlib.Path, controller, data=None) -> dict:
+def _train(config, workdir: pathlib.Path, controller, data=None, reports=True) -> dict:
   """One trunk-loop run (or its finished summary); the CIFAR test split is never scored.
-  `data`: the datasets of `config.data`, when already loaded."""
+  `data`: the datasets of `config.data`, when already loaded; `reports=False`: no TensorBoard
+  log or curves plot (a fixed-build cell, one of the proxy's N runs: the study reports it)."""
   done = workdir / "summary.json"
   if done.exists():
     return json.loads(done.read_text())
   # The ground truth is the table: the CIFAR-10 test split is never scored (N copies x 10,000
   # images of evaluation would cost about half of a one-epoch proxy's training).
-  run = experiment.PopulationRun(config, str(workdir), controller, eval_splits=("val",), data=data)
+  run = experiment.PopulationRun(
+    config, str(workdir), controller, eval_splits=("val",), data=data, reports=reports
+  )
   trunk = -(-run.total_steps // config.proxy_study.eval_points)
   return run_trunks(run, controller, trunk).summary
 
