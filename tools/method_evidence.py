@@ -20,6 +20,10 @@ import sys
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from jaxml.search.reinforce import direction_consistency  # noqa: E402
+
 # study -> (experiment file, {variant: extra command-line arguments})
 STUDIES = {
   "ohl": (
@@ -116,16 +120,30 @@ def mean_over_trunks(metrics_path: pathlib.Path, key: str) -> float:
   return float(np.mean(vals)) if vals else float("nan")
 
 
+def amlfs_consistency(path: pathlib.Path) -> float:
+  """`direction_consistency` of an AM-LFS run's mu updates from its trunks.npz: trunk t's draws
+  were made around the mu of trunk t - 1 (0 before the first). NaN when not recorded."""
+  try:
+    with np.load(path) as f:
+      mu, theta, rewards = f["mu"], f["theta"], f["rewards"]
+  except (OSError, ValueError, KeyError, EOFError):
+    return float("nan")
+  before = np.concatenate([np.zeros_like(mu[:1]), mu[:-1]])
+  return direction_consistency(theta, before, rewards)
+
+
 def diagnostics(root, study, variants, seeds, noises) -> str:
   """Is the reward informative? Per run with copies, means over its trunks of the split-half
   measures (`jaxml.trunks.reward_signal_noise`): the copies' val accuracy spread, the part of it
   that is the copies' quality (signal) and the val sampling noise of one copy's accuracy, their
-  ratio, and the same ratio for the val loss; and where the policy ended (OHL: KL(p_theta ||
-  uniform); AM-LFS: tau(0), the loss bound at p = 0: 0 is cross-entropy's unbounded loss)."""
+  ratio, and the same ratio for the val loss; for AM-LFS the mean cosine between successive mu
+  updates (`reinforce.direction_consistency`: ~0 when the updates follow noise); and where the
+  policy ended (OHL: KL(p_theta || uniform); AM-LFS: tau(0), the loss bound at p = 0: 0 is
+  cross-entropy's unbounded loss)."""
   lines = [
     "| noise | variant | seed | acc spread | acc signal | acc noise | signal/noise acc | "
-    "signal/noise loss | policy at the end |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "signal/noise loss | successive cos | policy at the end |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ]
   keys = ("acc_spread", "acc_signal", "acc_noise", "acc_snr", "loss_snr")
   for noise in noises:
@@ -135,13 +153,15 @@ def diagnostics(root, study, variants, seeds, noises) -> str:
         if not (wd / "summary.json").exists() or not (wd / "trunks.npz").exists():
           continue
         summary = json.loads((wd / "summary.json").read_text())
+        steady = float("nan")
         if "theta_kl_from_uniform" in summary:
           policy = f"KL {summary['theta_kl_from_uniform']:.4f}"
         else:
           policy = f"tau(0) {summary['tau_at_knots'][0]:.3f}"
+          steady = amlfs_consistency(wd / "trunks.npz")
         noise_s = "0" if noise is None else f"{noise:g}"
         cells = " | ".join(f"{mean_over_trunks(wd / 'metrics.jsonl', k):.4f}" for k in keys)
-        lines.append(f"| {noise_s} | {variant} | {seed} | {cells} | {policy} |")
+        lines.append(f"| {noise_s} | {variant} | {seed} | {cells} | {steady:.2f} | {policy} |")
   return "\n".join(lines)
 
 

@@ -15,7 +15,10 @@ reports as signal / noise; a run's observed spread is sqrt(snr^2 + 1) noise unit
 - AM-LFS: z_n ~ u . (theta_n - mu) / sigma for a fixed random unit direction u of the loss
   parameters (a reward linear in theta near mu). Progress after T updates is u . (mu_T - mu_0) /
   sigma, in sigmas along the good direction; `right way` is the share of repeats with progress
-  > 0 (0.5 = chance), `cos` the cosine between mu_T - mu_0 and u.
+  > 0 (0.5 = chance), `cos` the cosine between mu_T - mu_0 and u, `successive cos` the mean
+  cosine between successive updates' gradient estimates (`reinforce.direction_consistency`),
+  which a real run's trunks.npz also gives (`tools/method_evidence.py`): it reads a run's
+  signal / noise off this table.
 - OHL: a random 5 % of the 1,296 pairs are good; z_n ~ the share of copy n's draws (its pair
   counts, drawn from p_theta exactly as the train step counts them: `--draws` per copy per trunk,
   5,000 = 1,000 images x 5 epochs in the CPU study; with `--pairs_per_copy m` the copy draws m
@@ -45,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from jaxml.augment import ohl_space  # noqa: E402
 from jaxml.methods import amlfs, ohl  # noqa: E402
-from jaxml.search.reinforce import BASELINES  # noqa: E402
+from jaxml.search import reinforce  # noqa: E402
 from jaxml.trunks import TrunkReport  # noqa: E402
 
 GOOD_SHARE = 0.05  # OHL: the share of the 1,296 pairs that help
@@ -83,16 +86,19 @@ def amlfs_repeat(ctrl, args, snr: float, updates: int, seed: int) -> dict:
   key = jax.random.key(seed)
   state = ctrl.init(jax.random.fold_in(key, 0))
   mu0 = np.asarray(state["policy"].params["mean"], np.float64)
+  draws, means, all_rewards = [], [], []
   for t in range(updates):
     mu = np.asarray(state["policy"].params["mean"], np.float64)
     state, hparams, _ = ctrl.ask(state, jax.random.fold_in(key, t + 1))
-    z = standardised((np.asarray(hparams["loss"], np.float64) - mu) @ u / sigma)
-    rewards = snr * z + rng.standard_normal(args.copies)
+    theta = np.asarray(hparams["loss"], np.float64)
+    rewards = snr * standardised((theta - mu) @ u / sigma) + rng.standard_normal(args.copies)
     state, _, _ = ctrl.tell(state, report(t, rewards))
+    draws.append(theta), means.append(mu), all_rewards.append(rewards)
   move = np.asarray(state["policy"].params["mean"], np.float64) - mu0
   progress = float(move @ u / sigma)
   cos = float(move @ u / max(np.linalg.norm(move), 1e-12))
-  return {"progress": progress, "right_way": progress > 0, "cos": cos}
+  steady = reinforce.direction_consistency(draws, means, all_rewards)
+  return {"progress": progress, "right_way": progress > 0, "cos": cos, "steady": steady}
 
 
 def ohl_repeat(ctrl, args, snr: float, updates: int, seed: int) -> dict:
@@ -115,7 +121,7 @@ def ohl_repeat(ctrl, args, snr: float, updates: int, seed: int) -> dict:
     state, _, _ = ctrl.tell(state, report(t, rewards, counts))
   p = np.exp(ohl.pair_log_probs(ctrl.policy, state.params).astype(np.float64))
   lift = float(p[good].sum() / p.sum() / good.mean())
-  return {"progress": lift, "right_way": lift > 1, "cos": float("nan")}
+  return {"progress": lift, "right_way": lift > 1, "cos": float("nan"), "steady": float("nan")}
 
 
 def policy_counts(policy, pair_counts: np.ndarray) -> np.ndarray:
@@ -131,18 +137,19 @@ def table(args) -> str:
   ctrl = controller(args)
   what = "mu along u (sigmas)" if args.method == "amlfs" else "lift on good pairs"
   lines = [
-    f"| snr | updates | {what}: mean ± std | right way | cos(move, u) |",
-    "| --- | --- | --- | --- | --- |",
+    f"| snr | updates | {what}: mean ± std | right way | cos(move, u) | successive cos |",
+    "| --- | --- | --- | --- | --- | --- |",
   ]
   for updates in args.updates:
     for snr in args.snr:
       rows = [run_one(ctrl, args, snr, updates, 1000 * r + updates) for r in range(args.repeats)]
       prog = np.array([r["progress"] for r in rows])
       right = np.mean([r["right_way"] for r in rows])
-      cos = np.mean([r["cos"] for r in rows])
-      cos_s = "" if np.isnan(cos) else f"{cos:.2f}"
+      cos, steady = (np.mean([r[k] for r in rows]) for k in ("cos", "steady"))
+      cos_s, steady_s = ("" if np.isnan(v) else f"{v:.2f}" for v in (cos, steady))
       lines.append(
-        f"| {snr:g} | {updates} | {prog.mean():.3f} ± {prog.std():.3f} | {right:.2f} | {cos_s} |"
+        f"| {snr:g} | {updates} | {prog.mean():.3f} ± {prog.std():.3f} | {right:.2f} | {cos_s} "
+        f"| {steady_s} |"
       )
       print(lines[-1], flush=True)
   return "\n".join(lines)
@@ -155,7 +162,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--updates", default="12,48", help="policy updates (trunks) per run")
   p.add_argument("--repeats", type=int, default=100, help="simulated runs per cell")
   p.add_argument("--copies", type=int, default=4, help="K")
-  p.add_argument("--baseline", default="mean", choices=BASELINES)
+  p.add_argument("--baseline", default="mean", choices=reinforce.BASELINES)
   p.add_argument("--antithetic", action="store_true", help="AM-LFS mirrored draws")
   p.add_argument("--policy", default="joint", choices=sorted(ohl.POLICIES), help="OHL")
   p.add_argument("--draws", type=int, default=5000, help="OHL: pairs a copy uses per trunk")

@@ -310,6 +310,23 @@ def update(
   return new_state, info
 
 
+def direction_consistency(samples, means, rewards) -> float:
+  """How steady the REINFORCE direction of a Gaussian policy is from update to update: the mean
+  cosine between successive updates' gradient estimates g_t = 1/K sum_n (R_tn - mean_n R_tn)
+  (x_tn - mu_t), from the draws x [T, K, D], the means mu_t they were drawn around [T, D] and
+  the rewards R [T, K] (host arrays, e.g. AM-LFS's trunks.npz). Near 0 the updates follow noise
+  (each a fresh random direction); a reward with a stable good direction gives a positive value
+  (`tools/policy_snr.py` calibrates it against the signal / noise ratio). NaN for T < 2."""
+  x, mu, r = (np.asarray(a, np.float64) for a in (samples, means, rewards))
+  g = np.einsum("tk,tkd->td", r - r.mean(1, keepdims=True), x - mu[:, None]) / r.shape[1]
+  norm = np.linalg.norm(g, axis=1)
+  ok = (norm[:-1] > 0) & (norm[1:] > 0)
+  if not ok.any():
+    return float("nan")
+  cos = np.sum(g[:-1] * g[1:], axis=1)[ok] / (norm[:-1] * norm[1:])[ok]
+  return float(cos.mean())
+
+
 # What the controllers call once per trunk: one compile per (policy, optimizer, baseline), then
 # a dispatch per update instead of tracing the gradient op by op (~30 ms an update on the CPU,
 # which dominates `tools/policy_snr.py`'s thousands of simulated updates).

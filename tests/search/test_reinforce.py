@@ -260,3 +260,23 @@ def test_sample_frequencies_match_the_policy(name):
     np.testing.assert_allclose(np.log(x.std(0)), params["log_std"], atol=0.05)
     want = np.sum(np.asarray(params["log_std"]) + 0.5 * np.log(2 * np.pi * np.e))
     np.testing.assert_allclose(policy.entropy(params), want, rtol=1e-6)
+
+
+def test_direction_consistency_of_steady_flipping_and_noisy_updates():
+  """+1 when every update's gradient estimate points the same way, -1 when they alternate, ~0
+  when rewards are noise."""
+  k, d = 4, 3
+  x = np.zeros((2, k, d))
+  x[:, :, 0] = [-1.0, -0.5, 0.5, 1.0]  # the draws spread along the first axis
+  mu = np.zeros((2, d))
+  steady = np.array([[0.0, 0.1, 0.2, 0.3]] * 2)  # reward grows along it both times
+  assert reinforce.direction_consistency(x, mu, steady) == pytest.approx(1.0)
+  flipped = np.stack([steady[0], -steady[0]])
+  assert reinforce.direction_consistency(x, mu, flipped) == pytest.approx(-1.0)
+  assert np.isnan(reinforce.direction_consistency(x, mu, np.zeros((2, k))))  # no updates
+  rng = np.random.default_rng(0)
+  t = 400
+  noise = reinforce.direction_consistency(
+    rng.standard_normal((t, k, d)), np.zeros((t, d)), rng.standard_normal((t, k))
+  )
+  assert abs(noise) < 0.1  # mean of 399 cosines of independent directions in 3-D

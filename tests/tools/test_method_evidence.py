@@ -44,6 +44,6 @@ def test_table_means_over_finished_seeds(tmp_path, capsys):
   assert "| 0.4 | amlfs | 0.3500 ± 0.0500 (n=2) | 0.3000, 0.4000 | 0.3500 | 0.4500 | 10 |" in out
   assert "baseline" not in out  # no finished run, no row
   # means over the trunks that measured them (acc_snr 1.5, 2.5 for seed 1); nan where none did
-  assert "| 0.4 | amlfs | 1 | nan | nan | 0.0100 | 2.0000 | nan | tau(0) 0.250 |" in out
+  assert "| 0.4 | amlfs | 1 | nan | nan | 0.0100 | 2.0000 | nan | nan | tau(0) 0.250 |" in out
   with pytest.raises(SystemExit):
     evidence.main(["--study", "amlfs", "--variants", "nosuch", "--table_only"])
