@@ -26,7 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from jaxml import oneshot, training  # noqa: E402
+from jaxml import evaluation, oneshot  # noqa: E402
 from jaxml.errors import ConfigError  # noqa: E402
 from jaxml.population import accepted_cpu_options  # noqa: E402
 from jaxml.spaces import NB201Space  # noqa: E402
@@ -96,7 +96,8 @@ def main(argv=None) -> dict:
   )
   labels = np.random.default_rng(1).integers(0, 10, args.val).astype(np.int32)
   val = tuple(
-    jnp.asarray(b) for b in training.eval_batches(images[-args.val :], labels, args.eval_batch_size)
+    jnp.asarray(b)
+    for b in evaluation.eval_batches(images[-args.val :], labels, args.eval_batch_size)
   )
   options = accepted_cpu_options() if args.fast_compile and jax.default_backend() == "cpu" else None
   init = lambda x: net.init(jax.random.key(0), x, encoding=jnp.zeros(6, jnp.int32))  # noqa: E731

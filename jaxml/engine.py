@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxml import training
+from jaxml import evaluation, training
 from jaxml.data import pipeline
 from jaxml.errors import ConfigError
 from jaxml.population import CopyState, Population, to_host
@@ -105,7 +105,7 @@ class Engine:
     )
     # The single-copy steps, and the same mapped over every copy and device.
     self.train_step_one = step_fn
-    self.eval_step_one = training.make_eval_step(model, **common)
+    self.eval_step_one = evaluation.make_eval_step(model, **common)
     in_axes = (0, StepInputs.axes(same_batch), *(None,) * len(step_args))
     self.train_step = population.map(step_fn, in_axes, (0,))
     self.step_args = population.put_replicated(tuple(step_args))
@@ -116,7 +116,7 @@ class Engine:
     put = population.put_replicated
     self.train_images, self.train_labels = put(train)
     self.eval_sets = {
-      name: put(training.eval_batches(images, labels, eval_batch_size))
+      name: put(evaluation.eval_batches(images, labels, eval_batch_size))
       for name, (images, labels) in (eval_sets or {}).items()
       if labels.shape[0]
     }

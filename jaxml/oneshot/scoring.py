@@ -18,7 +18,7 @@ read from the network's BatchNorm modules).
 The evaluator is a callback, `evaluator(predict, eval_data) -> {name: scalar}`, where
 `predict(x)` runs the path with its recalibrated statistics on normalised inputs: the default
 `classification_evaluator` returns accuracy and loss over padded batches
-(`training.eval_batches`); a detection evaluator (DetNAS) would plug in the same way.
+(`evaluation.eval_batches`); a detection evaluator (DetNAS) would plug in the same way.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml import training
+from jaxml import evaluation
 from jaxml.errors import ConfigError
 from jaxml.experiment import SPLITS, PopulationRun
 from jaxml.oneshot.scoring import PathScorer, calibration_batches, classification_evaluator
@@ -156,7 +156,7 @@ def val_scorer(run: PopulationRun, block: str, net, paths_per_call: int) -> Path
   order = np.random.default_rng([config.seed, 20]).permutation(d.train.labels.shape[0])
   calib = calibration_batches(d.train.images, s.calib_batches, s.calib_batch_size, order)
   m = s.score_val_size or d.val.labels.shape[0]
-  batches = training.eval_batches(d.val.images[:m], d.val.labels[:m], config.eval_batch_size)
+  batches = evaluation.eval_batches(d.val.images[:m], d.val.labels[:m], config.eval_batch_size)
   return PathScorer(
     net,
     classification_evaluator(d.num_classes, config.data.resolution),

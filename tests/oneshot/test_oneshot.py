@@ -8,12 +8,12 @@ import pytest
 
 from jaxml import oneshot
 from jaxml.errors import ConfigError
+from jaxml.evaluation import eval_batches
 from jaxml.nasbench import nb201
 from jaxml.population import accepted_cpu_options
 from jaxml.search.spos_evolution import SPOSEvolution
 from jaxml.spaces import NB201Space
 from jaxml.spaces import nb201_encoding as E
-from jaxml.training import eval_batches
 
 SPACE = NB201Space(channels=2, cells_per_stage=1, num_classes=10, input_size=8)
 CONVS = (2, 3)  # nor_conv_1x1, nor_conv_3x3: the ops with weights

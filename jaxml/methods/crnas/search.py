@@ -15,13 +15,13 @@ import numpy as np
 
 from jaxml import configs, oneshot
 from jaxml.data import pipeline
+from jaxml.evaluation import eval_batches
 from jaxml.methods.crnas.configs import baseline_of
 from jaxml.metrics.writers import write_json_atomic
 from jaxml.search.beam_search import BeamSearch
 from jaxml.search.beam_search import State as BeamState
 from jaxml.spaces.crnas import CRDilationSpace, CRStageSpace
 from jaxml.spaces.crnas_mobilenet import CRMobileDilationSpace, CRMobileStageSpace
-from jaxml.training import eval_batches
 from jaxml.trunks import run_trunks
 
 
