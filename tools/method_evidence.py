@@ -36,6 +36,7 @@ STUDIES = {
       "factorised": ["", "--config.ohl.policy=factorised"],
       "negloss": ["", "--config.ohl.reward=neg_loss"],
       "short": ["", "--config.ohl.trunk_epochs=1"],
+      "frozen_short": [":frozen", "--config.ohl.trunk_epochs=1"],
     },
   ),
   "amlfs": (
@@ -53,6 +54,8 @@ STUDIES = {
       "val5k": ["", "--config.data.val_size=5000"],
       "k8": ["", "--config.population.size=8"],
       "short": ["", "--config.amlfs.trunk_epochs=1"],  # 60 policy updates instead of 12
+      # the ablation of `short` on its own schedule: 60 best-copy broadcasts, mu never moves
+      "frozen_short": [":frozen", "--config.amlfs.trunk_epochs=1"],
     },
   ),
 }
