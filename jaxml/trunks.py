@@ -31,6 +31,7 @@ loop asks again with the same key and gets the same hparams (ask must be a pure 
 """
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -278,12 +279,19 @@ def _final_eval(run: PopulationRun, pop, hparams, identical: bool) -> dict:
   return out
 
 
-def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: int) -> RunResult:
+def run_trunks(
+  run: PopulationRun,
+  controller: Controller | None,
+  trunk_steps: int,
+  warm_start: Callable[[CopyState], CopyState] | None = None,
+) -> RunResult:
   """Trains `run`'s population in trunks of `trunk_steps` under `controller`.
 
   Every trunk end is a checkpoint; `checkpoint_every_steps` / `_epochs` of the config add
   checkpoints inside trunks. With `population.same_init` all copies start from the same weights
-  (OHL). Returns the summary (written to summary.json), the final population and controller state.
+  (OHL); `warm_start(pop) -> pop` replaces the fresh copies' weights (few-shot NAS: another run's
+  supernet), used only when the run has no checkpoint of its own. Returns the summary (written to
+  summary.json), the final population and controller state.
   """
   engine, config = run.engine, run.config
   checkpoint_every = configs.steps("checkpoint_every", config, engine.steps_per_epoch, default=0)
@@ -298,6 +306,8 @@ def run_trunks(run: PopulationRun, controller: Controller | None, trunk_steps: i
     _, first_hparams, _ = controller.ask(fresh["controller"], jax.random.fold_in(ctrl_key, 1))
     fresh["hparams"] = first_hparams  # the last trunk's, checkpointed for the final evaluation
   fresh["pop"] = engine.init_population(same_init, hparams=first_hparams)
+  if warm_start is not None and run.ckpt.latest_step() is None:
+    fresh["pop"] = warm_start(fresh["pop"])
   meta0 = {"wall_time_s": 0.0, "train_s": 0.0, "rewards": [], "best_copy": [], "last": "keep"}
   start, state, meta = run.restore_or(fresh, meta0)
   pop, ctrl = state["pop"], state.get("controller")

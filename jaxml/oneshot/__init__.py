@@ -14,7 +14,8 @@ SPOS, PC-NAS and CRNAS (`jaxml.methods.*`) all train and score through it.
   supernet-training run; `ProbeController`, its trunk-loop controller; `copy_variables`.
 - `samplers`: `UniformSampler` (SPOS's Gamma), `ClassSampler` / `nb201_unique_sampler`
   (de-isomorphic sampling, Ning et al., NeurIPS 2021), `FlopsBinSampler` (the official SPOS
-  `get_uniform_sample_cand`), `PoolSampler` (PC-NAS's partial-model pool in `path_data`).
+  `get_uniform_sample_cand`), `PoolSampler` (PC-NAS's partial-model pool in `path_data`),
+  `SplitSampler` (few-shot NAS: one position pinned to the copy's op in `path_data`).
 - `costs`: `PathCosts.build(space)` (jittable FLOPs / params per encoding) and
   `ConstrainedSpace(space, costs, max_flops=...)` (a space whose `is_valid` enforces limits).
 - `scoring`: `PathScorer`, the one path scorer (K paths per compiled call, chunked, per-path BN
@@ -27,6 +28,7 @@ from jaxml.oneshot.samplers import (
   ClassSampler,
   FlopsBinSampler,
   PoolSampler,
+  SplitSampler,
   UniformSampler,
   nb201_unique_sampler,
 )
@@ -57,6 +59,7 @@ __all__ = [
   "PoolSampler",
   "ProbeController",
   "SampledPath",
+  "SplitSampler",
   "UniformSampler",
   "calibration_batches",
   "classification_evaluator",

@@ -4,7 +4,9 @@ jittable frozen dataclasses (a sampler is a field of the model the train step cl
 `UniformSampler` is SPOS's Gamma (Guo et al., ECCV 2020, Eq. 4); `ClassSampler` /
 `nb201_unique_sampler` sample uniformly over equivalence classes (Ning et al., NeurIPS 2021,
 de-isomorphic sampling); `FlopsBinSampler` is the released SPOS code's sampler; `PoolSampler`
-takes its leading positions from a pool passed as data (PC-NAS, Li et al., CVPR 2020).
+takes its leading positions from a pool passed as data (PC-NAS, Li et al., CVPR 2020);
+`SplitSampler` pins one position to a per-copy op (few-shot NAS's sub-supernets, Zhao et al.,
+ICML 2021).
 """
 
 from __future__ import annotations
@@ -141,3 +143,21 @@ class PoolSampler:
     rows = pool[randint(k_row, (n,), jnp.maximum(jnp.asarray(data["size"], jnp.int32), 1))]
     fixed = jnp.arange(self.space.encoding_length) < data["fixed"]
     return jnp.where(fixed, rows, self.space.sample(k_rest, n))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SplitSampler:
+  """`sampler`'s paths with position `position` set to `data['op']`: the paths of one
+  sub-supernet of a supernet split on that position (few-shot NAS, Zhao et al., ICML 2021, Sec.
+  3.2: sub-supernet k holds only the paths whose split edge is op k). The op travels as a
+  per-copy model input (`hparams['model']['path_data']`), so the K copies of one population are
+  the K sub-supernets."""
+
+  sampler: object
+  position: int
+
+  def __call__(self, key, n: int, data=None):
+    if data is None or "op" not in data:
+      raise ConfigError("SplitSampler needs path_data={'op': int} (a per-copy model input)")
+    paths = self.sampler(key, n)
+    return paths.at[:, self.position].set(jnp.asarray(data["op"], paths.dtype))

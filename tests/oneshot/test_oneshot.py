@@ -204,3 +204,13 @@ def test_pool_sampler_fixes_the_leading_positions():
   heads = {tuple(p[:4]) for p in paths}
   assert heads == {(1, 2, 3, 4), (4, 3, 2, 1)}
   assert len({tuple(p[4:]) for p in paths}) == 25
+
+
+def test_split_sampler_pins_the_split_position_to_the_copy_op():
+  sampler = oneshot.SplitSampler(oneshot.UniformSampler(SPACE), 2)
+  paths = np.asarray(jax.jit(lambda k, d: sampler(k, 400, d))(jax.random.key(0), {"op": 3}))
+  assert (paths[:, 2] == 3).all()
+  rest = np.delete(paths, 2, axis=1)
+  assert {tuple(p) for p in rest[:, :2]} == {(a, b) for a in range(5) for b in range(5)}
+  with pytest.raises(ConfigError, match="op"):
+    sampler(jax.random.key(0), 4)

@@ -13,6 +13,9 @@ array build takes an encoding (NAS-Bench-201, the SPOS / DetNAS ShuffleNetV2 spa
    `rank_top` best, scored K paths per compiled call (`jaxml.oneshot.PathScorer`, per-path BN
    recalibration on `calib_batches` x `calib_batch_size` train images, then val accuracy);
    Kendall / Spearman vs the table over the random, all and the true top-10 % cells; P@top-5 %.
+   Few-shot NAS (`spos.split_edge`, variant `fewshot`; Zhao et al., ICML 2021): the 5 copies
+   are the sub-supernets of one NB201 edge, warm-started from a trained SPOS run
+   (`spos.init_from`); a cell is scored on its op's sub-supernet (`fewshot.py`).
 3. SPOS evolution (Alg. 1, `jaxml.search.spos_evolution.SPOSEvolution`; official P 50, 20
    generations, top 10, mutation 0.1), fitness = recalibrated val accuracy; `spos.max_flops` /
    `max_params` (0 = none) reject candidates before scoring. Outputs the top architectures with
@@ -28,7 +31,7 @@ import numpy as np
 
 from jaxml import oneshot
 from jaxml.errors import ConfigError
-from jaxml.methods.spos import search
+from jaxml.methods.spos import fewshot, search
 from jaxml.methods.spos.configs import (  # noqa: F401
   SAMPLINGS,
   SHUFFLENET_VARIANTS,
@@ -86,7 +89,17 @@ def run(config, workdir: str) -> dict:
   costs = oneshot.PathCosts.build(space)
   sampler, canonical = build_sampler(config, space, costs, table)
   net = oneshot.supernet_net(space, s.affine)
-  run = oneshot.supernet_run(config, workdir, net, sampler, sub_batches=s.sub_batches, trunk="spos")
-  controller = oneshot.ProbeController(sampler, config.population.size, name="spos")
-  result = run_trunks(run, controller, run.trunk_steps)
+  k = config.population.size
+  if s.split_edge >= 0:
+    train_sampler = oneshot.SplitSampler(sampler, s.split_edge)
+    controller = fewshot.SplitController(sampler, k, s.split_edge)
+  else:
+    train_sampler, controller = sampler, oneshot.ProbeController(sampler, k, name="spos")
+  run = oneshot.supernet_run(
+    config, workdir, net, train_sampler, sub_batches=s.sub_batches, trunk="spos"
+  )
+  warm = None
+  if s.init_from:
+    warm = fewshot.warm_start(s.init_from, s.init_copy, space.encoding_length, run.pop.put_copies)
+  result = run_trunks(run, controller, run.trunk_steps, warm_start=warm)
   return search.search(config, run, result.pop, net, space, costs, canonical, table, result.summary)

@@ -9,8 +9,8 @@ from jaxml.spaces import NB201Space
 
 SPACES = {"nb201": "nb201", "shufflenet": "shufflenet_spos"}  # spos.space -> model.name
 SAMPLINGS = ("uniform", "unique", "flops_bins")
-VARIANTS = ("smoke", "cpu", "unique", "flops_bins", "affine")
-SHUFFLENET_VARIANTS = tuple(v for v in VARIANTS if v != "unique")  # isomorphism: NB201 only
+VARIANTS = ("smoke", "cpu", "unique", "flops_bins", "affine", "fewshot")
+SHUFFLENET_VARIANTS = ("smoke", "cpu", "flops_bins", "affine")  # isomorphism, split: NB201 only
 
 
 def spos_config(**overrides) -> ml_collections.ConfigDict:
@@ -22,6 +22,14 @@ def spos_config(**overrides) -> ml_collections.ConfigDict:
     flops_tries=500,  # flops_bins: uniform draws tried per path before falling back
     sub_batches=1,  # paths per train step (the batch cut in equal parts)
     affine=False,  # BN scale/bias of the searchable ops in the supernet
+    # Few-shot NAS (Zhao et al., ICML 2021): the K = 5 copies are the sub-supernets of NB201
+    # edge `split_edge` (0-5, arch-string order; -1 = off), copy k holding op k there; cells are
+    # scored on the sub-supernet of their op (`jaxml.methods.spos.fewshot`).
+    split_edge=-1,
+    # Start every copy from copy `init_copy` of the last checkpoint of the SPOS run in this
+    # directory (few-shot: the trained one-shot supernet; '' = fresh weights).
+    init_from="",
+    init_copy=0,
     trunk_epochs=1.0,
     trunk_steps=0,
     calib_batches=200,  # BN recalibration per path: batches x batch size of training images
@@ -52,13 +60,17 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
   c.spos.sampling = "unique" if "unique" in v else "flops_bins" if "flops_bins" in v else "uniform"
   configs.check(not {"unique", "flops_bins"} <= v, f"{name}: unique and flops_bins exclude")
   c.spos.affine = "affine" in v
+  if "fewshot" in v:  # edge 1<-0 (which edge the release splits is not recorded)
+    configs.check("unique" not in v and "flops_bins" not in v, f"{name}: fewshot samples uniformly")
+    c.spos.split_edge = 0
   # FewShot's ONE-SHOT-SUPERNET config (REFERENCES.md 7a): SGD Nesterov, lr 0.025 cosine, wd
   # 1e-4, batch 48 (64 here), C 16, N 5; 600 epochs there, 250 here (Ning et al.: P@topK
   # converges by ~250 epochs).
   c.optim.update(lr=0.025, momentum=0.9, nesterov=True, weight_decay=1e-4, grad_clip=5.0)
   c.data.update(val_size=5000)
   c.update(batch_size=64, eval_batch_size=500, num_epochs=250.0, log_every_steps=100)
-  c.population.update(size=1)
+  # few-shot: one copy per op of the split edge, split from one supernet (the same weights)
+  c.population.update(size=5 if "fewshot" in v else 1, same_init="fewshot" in v)
   if space == "nb201":
     c.model.update(channels=16, cells_per_stage=5)
   else:
@@ -79,7 +91,7 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
     c.update(batch_size=32, eval_batch_size=50, num_epochs=2.0, log_every_steps=5)
     c.spos.update(calib_batches=2, calib_batch_size=16, score_val_size=50)
     c.spos.update(population_size=6, generations=2, topk=3, max_tries=5)
-    c.population.update(size=2, mapping="vmap", fast_compile=True)
+    c.population.update(size=5 if "fewshot" in v else 2, mapping="vmap", fast_compile=True)
     if space == "nb201":
       c.model.update(channels=4, cells_per_stage=1)
       c.spos.update(rank_random=12, rank_top=4)
@@ -106,6 +118,22 @@ def validate_config(config) -> None:
     config.batch_size % s.sub_batches == 0,
     f"batch_size={config.batch_size} must split into spos.sub_batches={s.sub_batches} parts",
   )
+  if s.split_edge != -1:
+    from jaxml.spaces import nb201_encoding as enc201
+
+    check(
+      s.space == "nb201" and 0 <= s.split_edge < enc201.NUM_EDGES,
+      f"spos.split_edge={s.split_edge}: an NB201 edge 0-5 (spos.space='nb201'), or -1 (off)",
+    )
+    check(s.sampling == "uniform", "spos.split_edge (few-shot) trains uniform paths")
+    check(
+      config.population.size == enc201.NUM_OPS,
+      f"spos.split_edge: population.size must be {enc201.NUM_OPS}, one copy per op of the edge",
+    )
+  if s.init_from:
+    from jaxml.methods.spos import fewshot
+
+    fewshot.check_source(config)
   check(s.trunk_steps > 0 or s.trunk_epochs > 0, "set spos.trunk_epochs or spos.trunk_steps > 0")
   check(s.calib_batches >= 0 and s.calib_batch_size >= 1, "spos.calib_batches must be >= 0")
   check(s.score_val_size >= 0 and s.paths_per_call >= 0, "spos.score_val_size >= 0, paths >= 0")

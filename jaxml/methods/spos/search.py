@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml import oneshot
-from jaxml.methods.spos import report
+from jaxml.methods.spos import fewshot, report
 from jaxml.metrics import rank
 from jaxml.metrics.writers import write_json_atomic, write_npz_atomic
 from jaxml.search.spos_evolution import SPOSEvolution
@@ -53,8 +53,9 @@ def ranking_metrics(scores, truth, is_random, top10_threshold: float) -> dict:
   return out
 
 
-def ranking_study(config, scorer, table, workdir: pathlib.Path) -> dict:
-  """Scores of the ranking cells on every copy (ranking.json, read back when it exists)."""
+def ranking_study(config, scorer, table, workdir: pathlib.Path, supernets: int) -> dict:
+  """Scores of the ranking cells on each of the `supernets` (ranking.json, read back when it
+  exists)."""
   s, path = config.spos, workdir / "ranking.json"
   idx, is_random = ranking_archs(table, s, config.seed)
   acc = np.asarray(table.values(s.dataset), np.float64)
@@ -62,7 +63,7 @@ def ranking_study(config, scorer, table, workdir: pathlib.Path) -> dict:
     scores = np.asarray(report.read_json(path)["scores"], np.float64)
   else:
     encs = enc201.index_to_encoding(idx)
-    scores = np.stack([scorer(i, encs) for i in range(config.population.size)])
+    scores = np.stack([scorer(i, encs) for i in range(supernets)])
   threshold = float(np.quantile(acc, 0.9))
   per_copy = [ranking_metrics(sc, acc[idx], is_random, threshold) for sc in scores]
   out = {
@@ -108,10 +109,15 @@ def search(config, run, pop, net, space, costs, canonical, table, train_summary)
   """Ranking study and evolution over the trained supernets `pop`; the summary."""
   s, workdir = config.spos, run.workdir
   paths = int(s.paths_per_call or s.population_size)
-  scorer = copy_scorer(oneshot.val_scorer(run, "spos", net, paths), pop, canonical)
+  path_scorer = oneshot.val_scorer(run, "spos", net, paths)
+  # Few-shot: the copies are the sub-supernets of one supernet, each cell scored on its op's.
+  if s.split_edge >= 0:
+    scorer, supernets = fewshot.routed_scorer(path_scorer, pop, s.split_edge), 1
+  else:
+    scorer, supernets = copy_scorer(path_scorer, pop, canonical), config.population.size
   summary = dict(train_summary, space=space.name, sampling=s.sampling, affine=bool(s.affine))
   if table is not None and s.rank_random:
-    ranking = ranking_study(config, scorer, table, workdir)
+    ranking = ranking_study(config, scorer, table, workdir, supernets)
     summary["ranking"] = {k: ranking[k] for k in ("metrics_per_copy", "metrics_mean")}
     summary["ranking"]["anchors"] = report.ANCHORS
     report.plot_ranking(ranking, workdir / "plots" / "rank_scatter.png")
@@ -121,7 +127,7 @@ def search(config, run, pop, net, space, costs, canonical, table, train_summary)
     )
     p = int(s.population_size)
     evo = SPOSEvolution(constrained, p, s.topk, s.mutation_prob, s.max_tries, p * s.generations)
-    runs = [evolve(config, scorer, evo, i, workdir) for i in range(config.population.size)]
+    runs = [evolve(config, scorer, evo, i, workdir) for i in range(supernets)]
     summary["search"] = report.search_summary(config, space, costs, table, runs)
     report.plot_evolution(runs, p, workdir / "plots" / "evolution.png")
   write_json_atomic(workdir / "summary.json", summary)
