@@ -69,6 +69,8 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
   c.optim.update(lr=0.025, momentum=0.9, nesterov=True, weight_decay=1e-4, grad_clip=5.0)
   c.data.update(val_size=5000)
   c.update(batch_size=64, eval_batch_size=500, num_epochs=250.0, log_every_steps=100)
+  if "fewshot" in v:  # after the one-shot supernet (`spos.init_from`), each of 5 sub-supernets
+    c.num_epochs = 50.0  # trains a fifth of its epochs: as many images again
   # few-shot: one copy per op of the split edge, split from one supernet (the same weights)
   c.population.update(size=5 if "fewshot" in v else 1, same_init="fewshot" in v)
   if space == "nb201":
@@ -79,6 +81,8 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
   if "cpu" in v:
     c.data.update(sample_ratio=0.25, val_size=1000, resolution=16)
     c.update(batch_size=64, eval_batch_size=500, num_epochs=30.0, log_every_steps=50)
+    if "fewshot" in v:  # 5 x 2 epochs: a third of SPOS's 30 again, split among the sub-supernets
+      c.num_epochs = 2.0
     c.spos.update(calib_batches=8, calib_batch_size=64, score_val_size=0)
     c.spos.update(population_size=20, generations=5, topk=5)
     c.population.update(mapping="vmap")
@@ -86,6 +90,8 @@ def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigD
       c.model.update(channels=8, cells_per_stage=1)
     else:
       c.model.update(width=0.25, stage_blocks=(1, 1, 2, 1))
+    if "fewshot" in v:  # `loop`: 5 copies on different paths (vmap computes every op of an edge)
+      c.population.mapping = "loop"
   if "smoke" in v:
     c.data.update(sample_ratio=0.0065, val_size=100, resolution=16)
     c.update(batch_size=32, eval_batch_size=50, num_epochs=2.0, log_every_steps=5)
