@@ -4,7 +4,8 @@ The DARTS paper's search network (Liu et al., ICLR 2019, §3.1: 8 cells, reducti
 2/3, 16 initial channels, 50 epochs, batch 64, CIFAR-10 train split in two halves of 25k), three
 seeds as one population. There is no table for this space: the derived genotype per epoch
 (top-2 inputs per node, argmax op without `none`) is recorded, not its accuracy. Variants:
-`second_order`, `gdas`, `cpu` (C 8, 5 cells, 16x16, 6,400 + 6,400 images, 20 epochs, alpha lr 3e-3), `smoke`.
+`second_order`, `gdas`, `cpu` (C 8, 5 cells, 16x16, 6,400 + 6,400 images, 20 epochs, alpha lr
+3e-3), `smoke`.
 
   python -m jaxml.main --config experiments/darts/darts_cifar10.py --workdir runs/darts_cells
   python -m jaxml.main --config experiments/darts/darts_cifar10.py:second_order --workdir runs/d2c

@@ -6,8 +6,8 @@ three seeds as one population, 50 epochs on CIFAR-10's train split cut in two ha
 an all-skip cell, 54.30 test for both orders). After every epoch the derived cell (argmax without
 `none`) is looked up in the NAS-Bench-201 table (metrics.jsonl, summary.json, plots/alphas.png).
 Variants: `second_order` (eq. 7-8 unrolled step), `gdas` (Gumbel straight-through sampling,
-tau 10 -> 0.1), `cpu` (C 8, N 1, 16x16,
-6,400 + 6,400 images, 20 epochs = 2,000 bilevel steps, alpha lr 3e-3, one copy per seed) and `smoke`.
+tau 10 -> 0.1), `darts_minus` (DARTS- auxiliary skip), `cpu` (C 8, N 1, 16x16, 6,400 + 6,400
+images, 20 epochs = 2,000 bilevel steps, alpha lr 3e-3, one copy per seed) and `smoke`.
 
   python -m jaxml.main --config experiments/darts/nb201_cifar10.py --workdir runs/darts_nb201
   python -m jaxml.main --config experiments/darts/nb201_cifar10.py:second_order --workdir runs/d2

@@ -38,7 +38,8 @@ def darts_config(**overrides) -> ml_collections.ConfigDict:
 
 def experiment(space: str, arg: str | None, name: str) -> ml_collections.ConfigDict:
   """The standard GPU search of `space` (50 epochs, batch 64, 25k/25k halves), or its variants:
-  `cpu` (C 8, N 1 / 5 layers, 16x16, 6,400 + 6,400 images, 20 epochs, alpha lr 3e-3, 1 copy), `smoke` (CPU seconds),
+  `cpu` (C 8, N 1 / 5 layers, 16x16, 6,400 + 6,400 images, 20 epochs, alpha lr 3e-3, 1 copy),
+  `smoke` (CPU seconds),
   `second_order`, `gdas`, `darts_minus` (DARTS with the auxiliary skip, a cure of the collapse).
   """
   v = configs.parse_variants(arg, VARIANTS, name=name, exclusive=[("smoke", "cpu")])
