@@ -9,12 +9,16 @@ evolution (P 50, 20 generations, top 10) on the supernet; summary.json, ranking.
 plots/rank_scatter.png, plots/evolution.png. Variants: `unique` (uniform over the
 non-isomorphic cells, Ning et al. 2021), `flops_bins` (the released SPOS sampler), `affine`
 (BN affine on), `cpu` (C 8, N 1, 16x16, 12,250 train images, 30 epochs, 8 x 64 calibration
-images, 1,000 val images, evolution P 20 x 5) and `smoke`.
+images, 1,000 val images, evolution P 20 x 5), `fewshot` (few-shot NAS: 5 sub-supernets split on
+edge 1<-0, started from the SPOS run in `spos.init_from`, a fifth of its epochs each; with `cpu`
+2 epochs each) and `smoke`.
 
   python -m jaxml.main --config experiments/spos/nb201_cifar10.py --workdir runs/spos_nb201
   python -m jaxml.main --config experiments/spos/nb201_cifar10.py:unique --workdir runs/spos_u
   python -m jaxml.main --config experiments/spos/nb201_cifar10.py:cpu --workdir /tmp/spos_cpu
   python -m jaxml.main --config experiments/spos/nb201_cifar10.py:smoke --workdir /tmp/spos_s
+  python -m jaxml.main --config experiments/spos/nb201_cifar10.py:cpu,fewshot \\
+      --config.spos.init_from=/tmp/spos_cpu --workdir /tmp/fewshot_cpu
 """
 
 import ml_collections
