@@ -2,12 +2,13 @@
 probes, routed scoring, the warm start from another run, end to end, and refusals."""
 
 import json
+import sys
 
 import jax
 import numpy as np
 import pytest
 from test_spos import NB201_CONFIG, table_dir, tiny  # noqa: F401  (the tiny SPOS fixtures)
-from train_fixtures import final_params
+from train_fixtures import REPO_ROOT, final_params
 
 from jaxml import main, oneshot
 from jaxml.errors import ConfigError
@@ -40,7 +41,7 @@ def test_routed_scorer_scores_each_cell_on_its_ops_copy():
 @pytest.fixture(scope="module")
 def source_run(tiny, tmp_path_factory):  # noqa: F811
   workdir = tmp_path_factory.mktemp("spos_source")
-  c = tiny(**{"spos.rank_random": 0, "spos.generations": 0})
+  c = tiny(**{"spos.rank_top": 0, "spos.generations": 0})  # ranks 12 random cells
   main.run_experiment(c, str(workdir))
   return workdir
 
@@ -90,3 +91,24 @@ def test_bad_fewshot_configs_are_refused(tiny, source_run, overrides, match, tmp
   with pytest.raises(ConfigError, match=match):
     main.run_experiment(tiny(**overrides), str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
+
+
+def test_supernet_vs_standalone_tool_scores_as_the_ranking_study(source_run, tmp_path, capsys):
+  sys.path.insert(0, str(REPO_ROOT / "tools"))
+  import supernet_vs_standalone as tool
+
+  ranking = json.loads((source_run / "ranking.json").read_text())
+  cells = ranking["architectures"][:6]
+  study = {  # a proxy study's summary: its cells, the table's accuracy, one proxy's scores
+    "architectures": cells,
+    "ground_truth": ranking["true_accuracy"][:6],
+    "rows": [{"proxy": "c2r2s2e10n1", "scores": [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]}],
+  }
+  (tmp_path / "summary.json").write_text(json.dumps(study))
+  scores = tool.supernet_scores(source_run, cells, paths_per_call=4)
+  np.testing.assert_array_equal(scores, ranking["scores"][0][:6])  # copy 0, same scorer
+  tool.main(["--supernet", str(source_run), "--study", str(tmp_path)])
+  out = capsys.readouterr().out
+  assert out.count("| `|") == 6 and "all 6 cells: mean val standalone 0.2583" in out
+  with pytest.raises(SystemExit, match="c4r4"):
+    tool.main(["--supernet", str(source_run), "--study", str(tmp_path), "--proxy", "c4r4s3e1n1"])

@@ -90,28 +90,38 @@ def check_source(config) -> None:
     raise ConfigError(f"spos.init_from={s.init_from!r}: no checkpoints/ there to start from")
 
 
+def restore_supernets(source: str, pop, encoding_length: int):
+  """The population (all its copies, host arrays) of the last checkpoint of the SPOS run in
+  `source`, whose copies have the structure of `pop`'s (the same supernet and optimiser)."""
+  src = source_config(source)
+  k_src = int(src["population"]["size"])
+  resize = lambda x: jax.ShapeDtypeStruct((k_src, *x.shape[1:]), x.dtype)  # noqa: E731
+  model_inputs = {"eval_encoding": resize(np.zeros((1, encoding_length), np.int32))}
+  if src["spos"].get("split_edge", -1) >= 0:  # a few-shot run: each copy's op (`SplitController`)
+    model_inputs["path_data"] = {"op": resize(np.zeros((1,), np.int32))}
+  saved = {  # the state a SPOS run checkpoints (`run_trunks` under a `ProbeController`)
+    "pop": jax.tree.map(resize, abstract_tree(pop)),
+    "controller": {"trunks": jax.ShapeDtypeStruct((), np.int32)},
+    "hparams": {"model": model_inputs},
+  }
+  try:
+    with Checkpointer(pathlib.Path(source) / "checkpoints") as ckpt:
+      found = ckpt.restore_latest(saved)
+  except CheckpointError as e:
+    raise ConfigError(f"spos.init_from={source!r}: {e}") from e
+  if found is None:
+    raise ConfigError(f"spos.init_from={source!r}: no checkpoint to start from")
+  return jax.device_get(found[1]["pop"])
+
+
 def warm_start(source: str, copy: int, encoding_length: int, put_copies):
   """pop -> pop whose copies all hold the params and BN statistics of copy `copy` of the last
   checkpoint of the SPOS run in `source` (the trained one-shot supernet); step, optimiser state
   and randomness stay fresh, so the sub-supernets get their own learning-rate schedule.
   `put_copies` places host arrays [K, ...] on the population's devices."""
-  k_src = int(source_config(source)["population"]["size"])
-  resize = lambda x: jax.ShapeDtypeStruct((k_src, *x.shape[1:]), x.dtype)  # noqa: E731
 
   def with_source_weights(pop):
-    saved = {  # the state a SPOS run checkpoints (`run_trunks` under a `ProbeController`)
-      "pop": jax.tree.map(resize, abstract_tree(pop)),
-      "controller": {"trunks": jax.ShapeDtypeStruct((), np.int32)},
-      "hparams": {"model": {"eval_encoding": resize(np.zeros((1, encoding_length), np.int32))}},
-    }
-    try:
-      with Checkpointer(pathlib.Path(source) / "checkpoints") as ckpt:
-        found = ckpt.restore_latest(saved)
-    except CheckpointError as e:
-      raise ConfigError(f"spos.init_from={source!r}: {e}") from e
-    if found is None:
-      raise ConfigError(f"spos.init_from={source!r}: no checkpoint to start from")
-    src, k = found[1]["pop"], pop.step.shape[0]
+    src, k = restore_supernets(source, pop, encoding_length), pop.step.shape[0]
     pick = lambda x: np.repeat(np.asarray(x)[copy : copy + 1], k, 0)  # noqa: E731
     weights = {"params": src.params, "batch_stats": src.batch_stats}
     return pop.replace(**put_copies(jax.tree.map(pick, weights)))
