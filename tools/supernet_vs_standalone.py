@@ -97,8 +97,8 @@ def main(argv=None) -> None:
     print(
       f"{name} {int(rows.sum())} cells: mean val standalone {alone[rows].mean():.4f}, supernet "
       f"{shared[rows].mean():.4f}; vs the table: standalone "
-      f"{correlations(alone[rows], truth[rows])}; supernet {correlations(shared[rows], truth[rows])}"
-      f"; supernet vs standalone "
+      f"{correlations(alone[rows], truth[rows])}; supernet "
+      f"{correlations(shared[rows], truth[rows])}; supernet vs standalone "
       f"{correlations(shared[rows], alone[rows])}"
     )
 
