@@ -9,8 +9,9 @@ compiled step (`spos.split_edge`).
 - `SplitController`: the trunk-loop controller: copy k gets `path_data={'op': k}` (the
   `oneshot.SplitSampler` input) and a probe path with op k on the split edge.
 - `routed_scorer`: score(copy, encodings) on the sub-supernet of each cell's op (copy ignored).
-- `warm_start(source, copy, run)`: every copy starts from copy `copy` of another SPOS run's last
-  checkpoint (`spos.init_from`), with a fresh optimiser state and schedule.
+- `restore_supernets(source, pop, encoding_length)`: all copies of another SPOS (or few-shot)
+  run's last checkpoint; `warm_start(source, copy, encoding_length, put_copies)`: every copy
+  starts from copy `copy` of it (`spos.init_from`), with a fresh optimiser state and schedule.
 """
 
 import json
