@@ -3,8 +3,9 @@
 Runs (or, with --table_only, only tabulates) `python -m jaxml.main` for every seed and variant of
 a study, one run per workdir `ROOT/<study>_<variant>[_n<noise%>]_s<seed>`; finished runs (a
 summary.json) are skipped, killed ones resume. Then prints a markdown table of test accuracy
-(mean ± std over seeds, ddof 0, and per seed), final and peak val accuracy and wall time, and a
-table of controller diagnostics (`diagnostics`: is the reward signal above its noise?).
+(mean ± std over seeds, ddof 0, and per seed), final and peak val accuracy and wall time, a table
+of controller diagnostics (`diagnostics`: is the reward signal above its noise?) and one of the
+policies across seeds (`across_seeds`: do the seeds learn the same thing?).
 
   python tools/method_evidence.py --study ohl --root runs/evidence --seeds 0,1,2
   python tools/method_evidence.py --study amlfs --noise 0.4,0.2 --root runs/evidence
@@ -168,6 +169,79 @@ def diagnostics(root, study, variants, seeds, noises) -> str:
   return "\n".join(lines)
 
 
+def final_policy(wd: pathlib.Path):
+  """(displacement, top-10 pair indices or None) of a finished run's policy: AM-LFS's final mu
+  (it starts at 0, cross-entropy); OHL's final log p_theta over the 1,296 pairs, centred (0 is
+  uniform, where theta starts), and its 10 most likely pairs. None when not recorded."""
+  summary = json.loads((wd / "summary.json").read_text())
+  if "mu" in summary:
+    return np.asarray(summary["mu"], np.float64), None
+  try:
+    with np.load(wd / "trunks.npz") as f:
+      log_p = np.asarray(f["theta"][-1], np.float64)
+  except (OSError, ValueError, KeyError, EOFError, IndexError):
+    return None, None
+  return log_p - log_p.mean(), [p["index"] for p in summary.get("top_pairs", [])]
+
+
+def across_seeds(root, study, variants, seeds, noises) -> str:
+  """Does the policy learn the same thing in every seed? Per variant: how far the policy moved
+  (AM-LFS: the norm of mu; OHL: KL(p_theta || uniform)), the mean cosine between two seeds'
+  final policy displacements over all pairs of seeds (~0 when each seed follows its own noise;
+  NaN when the policy never moved), and for OHL how many of the 10 most likely pairs two seeds
+  share (10 x 10 / 1,296 = 0.08 by chance) and the pairs in the top 10 of most seeds (the
+  paper's Fig. 4 question: which augmentations does the learned policy prefer?)."""
+  lines = [
+    "| noise | variant | seeds | policy moved (mean) | cosine between seeds | shared top-10 pairs "
+    "| most common top pairs |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ]
+  for noise in noises:
+    for variant in variants:
+      finished = [workdir(root, study, variant, s, noise) for s in seeds]
+      finished = [wd for wd in finished if (wd / "summary.json").exists()]
+      policies = [(wd, *final_policy(wd)) for wd in finished]
+      policies = [(wd, d, top) for wd, d, top in policies if d is not None]
+      if len(policies) < 2:
+        continue
+      moved = [
+        json.loads((wd / "summary.json").read_text()).get("theta_kl_from_uniform")
+        for wd, _, _ in policies
+      ]
+      if None in moved:  # AM-LFS
+        moved_s = f"‖mu‖ {np.mean([np.linalg.norm(d) for _, d, _ in policies]):.3f}"
+      else:
+        moved_s = f"KL {np.mean(moved):.4f}"
+      cosines, shared = [], []
+      for i in range(len(policies)):
+        for j in range(i + 1, len(policies)):
+          a, b = policies[i][1], policies[j][1]
+          norm = np.linalg.norm(a) * np.linalg.norm(b)
+          cosines.append(float(a @ b / norm) if norm > 0 else float("nan"))
+          if policies[i][2] is not None and policies[j][2] is not None:
+            shared.append(len(set(policies[i][2]) & set(policies[j][2])))
+      shared_s, common_s = "", ""
+      if shared and not np.isnan(cosines).all():
+        shared_s = f"{np.mean(shared):.2f}"
+        names = {
+          p["index"]: p["pair"]
+          for wd, _, _ in policies
+          for p in json.loads((wd / "summary.json").read_text()).get("top_pairs", [])
+        }
+        counts = {}
+        for _, _, top in policies:
+          for index in top:
+            counts[index] = counts.get(index, 0) + 1
+        common = sorted(counts, key=lambda k: (-counts[k], k))[:3]
+        common_s = ", ".join(f"{names[k]} ({counts[k]}/{len(policies)})" for k in common)
+      noise_s = "0" if noise is None else f"{noise:g}"
+      lines.append(
+        f"| {noise_s} | {variant} | {len(policies)} | {moved_s} | {np.mean(cosines):.2f} | "
+        f"{shared_s} | {common_s} |"
+      )
+  return "\n".join(lines)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--study", choices=sorted(STUDIES), required=True)
@@ -197,6 +271,8 @@ def main(argv=None) -> None:
   print(table(root, args.study, variants, seeds, noises))
   print()
   print(diagnostics(root, args.study, variants, seeds, noises))
+  print()
+  print(across_seeds(root, args.study, variants, seeds, noises))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -47,3 +48,30 @@ def test_table_means_over_finished_seeds(tmp_path, capsys):
   assert "| 0.4 | amlfs | 1 | nan | nan | 0.0100 | 2.0000 | nan | nan | tau(0) 0.250 |" in out
   with pytest.raises(SystemExit):
     evidence.main(["--study", "amlfs", "--variants", "nosuch", "--table_only"])
+
+
+def test_across_seeds_compares_the_final_policies(tmp_path):
+  def ohl_run(seed, log_p, kl):
+    wd = evidence.workdir(tmp_path, "ohl", "short", seed, None)
+    wd.mkdir()
+    top = [{"pair": f"p{i}", "index": int(i), "prob": 0.0} for i in np.argsort(-log_p)[:10]]
+    summary = {"test_accuracy": 0.4, "theta_kl_from_uniform": kl, "top_pairs": top}
+    (wd / "summary.json").write_text(json.dumps(summary))
+    np.savez(wd / "trunks.npz", theta=np.stack([np.zeros_like(log_p), log_p]))
+
+  base = np.zeros(1296)
+  base[:10] = np.arange(10, 0, -1)  # pairs 0-9 on top, in this order
+  ohl_run(0, base, 0.1)
+  ohl_run(1, base * 2, 0.3)  # the same direction, further
+  shifted = np.roll(base, 5)  # pairs 5-14 on top: 5 shared with the others
+  ohl_run(2, shifted, 0.2)
+  out = evidence.across_seeds(tmp_path, "ohl", ["short", "frozen"], [0, 1, 2], [None])
+  row = [line for line in out.splitlines() if "| short |" in line]
+  assert len(row) == 1 and "frozen" not in out  # no finished frozen runs, no row
+  cells = [c.strip() for c in row[0].split("|")[1:-1]]
+  assert cells[:4] == ["0", "short", "3", "KL 0.2000"]
+  centred = [v - v.mean() for v in (base, shifted)]  # log p relative to uniform
+  cos = centred[0] @ centred[1] / (centred[0] @ centred[0])
+  assert float(cells[4]) == pytest.approx((1 + 2 * cos) / 3, abs=0.006)
+  assert float(cells[5]) == pytest.approx((10 + 5 + 5) / 3, abs=0.006)
+  assert cells[6].startswith("p5 (3/3)")  # in all three top-10s, the lowest index first
