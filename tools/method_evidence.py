@@ -233,7 +233,10 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
           for index in top:
             counts[index] = counts.get(index, 0) + 1
         common = sorted(counts, key=lambda k: (-counts[k], k))[:3]
-        common_s = ", ".join(f"{names[k]} ({counts[k]}/{len(policies)})" for k in common)
+        # a pair's name is "op1|op2": a markdown table cell cannot hold the bar
+        common_s = ", ".join(
+          f"{names[k].replace('|', ' + ')} ({counts[k]}/{len(policies)})" for k in common
+        )
       noise_s = "0" if noise is None else f"{noise:g}"
       lines.append(
         f"| {noise_s} | {variant} | {len(policies)} | {moved_s} | {np.mean(cosines):.2f} | "

@@ -54,7 +54,7 @@ def test_across_seeds_compares_the_final_policies(tmp_path):
   def ohl_run(seed, log_p, kl):
     wd = evidence.workdir(tmp_path, "ohl", "short", seed, None)
     wd.mkdir()
-    top = [{"pair": f"p{i}", "index": int(i), "prob": 0.0} for i in np.argsort(-log_p)[:10]]
+    top = [{"pair": f"p{i}|q", "index": int(i), "prob": 0.0} for i in np.argsort(-log_p)[:10]]
     summary = {"test_accuracy": 0.4, "theta_kl_from_uniform": kl, "top_pairs": top}
     (wd / "summary.json").write_text(json.dumps(summary))
     np.savez(wd / "trunks.npz", theta=np.stack([np.zeros_like(log_p), log_p]))
@@ -74,4 +74,4 @@ def test_across_seeds_compares_the_final_policies(tmp_path):
   cos = centred[0] @ centred[1] / (centred[0] @ centred[0])
   assert float(cells[4]) == pytest.approx((1 + 2 * cos) / 3, abs=0.006)
   assert float(cells[5]) == pytest.approx((10 + 5 + 5) / 3, abs=0.006)
-  assert cells[6].startswith("p5 (3/3)")  # in all three top-10s, the lowest index first
+  assert cells[6].startswith("p5 + q (3/3)")  # in all three top-10s, the lowest index first
