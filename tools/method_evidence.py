@@ -23,7 +23,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jaxml.search.reinforce import direction_consistency  # noqa: E402
+from jaxml.search.reinforce import direction_consistency, gradient_estimates  # noqa: E402
 
 # study -> (experiment file, {variant: extra command-line arguments})
 STUDIES = {
@@ -124,16 +124,16 @@ def mean_over_trunks(metrics_path: pathlib.Path, key: str) -> float:
   return float(np.mean(vals)) if vals else float("nan")
 
 
-def amlfs_consistency(path: pathlib.Path) -> float:
-  """`direction_consistency` of an AM-LFS run's mu updates from its trunks.npz: trunk t's draws
-  were made around the mu of trunk t - 1 (0 before the first). NaN when not recorded."""
+def amlfs_draws(path: pathlib.Path):
+  """(draws theta [T, K, D], the mu each trunk drew around [T, D], rewards [T, K]) from an AM-LFS
+  run's trunks.npz: trunk t's draws were made around the mu of trunk t - 1 (0 before the first).
+  None when not recorded."""
   try:
     with np.load(path) as f:
       mu, theta, rewards = f["mu"], f["theta"], f["rewards"]
   except (OSError, ValueError, KeyError, EOFError):
-    return float("nan")
-  before = np.concatenate([np.zeros_like(mu[:1]), mu[:-1]])
-  return direction_consistency(theta, before, rewards)
+    return None
+  return theta, np.concatenate([np.zeros_like(mu[:1]), mu[:-1]]), rewards
 
 
 def diagnostics(root, study, variants, seeds, noises) -> str:
@@ -162,7 +162,8 @@ def diagnostics(root, study, variants, seeds, noises) -> str:
           policy = f"KL {summary['theta_kl_from_uniform']:.4f}"
         else:
           policy = f"tau(0) {summary['tau_at_knots'][0]:.3f}"
-          steady = amlfs_consistency(wd / "trunks.npz")
+          draws = amlfs_draws(wd / "trunks.npz")
+          steady = float("nan") if draws is None else direction_consistency(*draws)
         noise_s = "0" if noise is None else f"{noise:g}"
         cells = " | ".join(f"{mean_over_trunks(wd / 'metrics.jsonl', k):.4f}" for k in keys)
         lines.append(f"| {noise_s} | {variant} | {seed} | {cells} | {steady:.2f} | {policy} |")
@@ -184,63 +185,75 @@ def final_policy(wd: pathlib.Path):
   return log_p - log_p.mean(), [p["index"] for p in summary.get("top_pairs", [])]
 
 
+def mean_pairwise_cosine(vectors) -> float:
+  """The mean cosine over all pairs of the vectors (NaN for a pair with a zero vector)."""
+  cosines = []
+  for i in range(len(vectors)):
+    for j in range(i + 1, len(vectors)):
+      norm = np.linalg.norm(vectors[i]) * np.linalg.norm(vectors[j])
+      cosines.append(float(vectors[i] @ vectors[j] / norm) if norm > 0 else float("nan"))
+  return float(np.mean(cosines)) if cosines else float("nan")
+
+
+def common_top_pairs(summaries: list, top: list) -> str:
+  """OHL: the three pairs in most seeds' top 10, with in how many (ties: lowest index first)."""
+  names = {p["index"]: p["pair"] for s in summaries for p in s.get("top_pairs", [])}
+  counts = {}
+  for indices in top:
+    for index in indices:
+      counts[index] = counts.get(index, 0) + 1
+  common = sorted(counts, key=lambda k: (-counts[k], k))[:3]
+  # a pair's name is "op1|op2": a markdown table cell cannot hold the bar
+  return ", ".join(f"{names[k].replace('|', ' + ')} ({counts[k]}/{len(top)})" for k in common)
+
+
 def across_seeds(root, study, variants, seeds, noises) -> str:
   """Does the policy learn the same thing in every seed? Per variant: how far the policy moved
-  (AM-LFS: the norm of mu; OHL: KL(p_theta || uniform)), the mean cosine between two seeds'
+  (AM-LFS: the norm of mu; OHL: KL(p_theta || uniform)); the mean cosine between two seeds'
   final policy displacements over all pairs of seeds (~0 when each seed follows its own noise;
-  NaN when the policy never moved), and for OHL how many of the 10 most likely pairs two seeds
-  share (10 x 10 / 1,296 = 0.08 by chance) and the pairs in the top 10 of most seeds (the
-  paper's Fig. 4 question: which augmentations does the learned policy prefer?)."""
-  lines = [
-    "| noise | variant | seeds | policy moved (mean) | cosine between seeds | shared top-10 pairs "
-    "| most common top pairs |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
-  ]
+  NaN when the policy never moved); for AM-LFS the same cosine between the seeds' mean REINFORCE
+  gradient estimates (`reinforce.gradient_estimates`, the way the reward pulls mu, measured in
+  frozen runs too: near 1 when every seed's reward points the same way) and that mean direction
+  over seeds (unit norm; its first entry is the tau offset, > 0 toward a loss bounded at p = 0);
+  for OHL how many of the 10 most likely pairs two seeds share (10 x 10 / 1,296 = 0.08 by
+  chance) and the pairs in the top 10 of most seeds (the paper's Fig. 4 question: which
+  augmentations does the learned policy prefer?)."""
+  extra = (
+    ["reward direction cosine between seeds", "reward direction (mean, unit)"]
+    if study == "amlfs"
+    else ["shared top-10 pairs", "most common top pairs"]
+  )
+  head = ["noise", "variant", "seeds", "policy moved (mean)", "policy cosine between seeds", *extra]
+  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
   for noise in noises:
     for variant in variants:
       finished = [workdir(root, study, variant, s, noise) for s in seeds]
       finished = [wd for wd in finished if (wd / "summary.json").exists()]
-      policies = [(wd, *final_policy(wd)) for wd in finished]
-      policies = [(wd, d, top) for wd, d, top in policies if d is not None]
+      runs = [(json.loads((wd / "summary.json").read_text()), wd) for wd in finished]
+      policies = [(summary, *final_policy(wd)) for summary, wd in runs]
+      policies = [p for p in policies if p[1] is not None]
       if len(policies) < 2:
         continue
-      moved = [
-        json.loads((wd / "summary.json").read_text()).get("theta_kl_from_uniform")
-        for wd, _, _ in policies
-      ]
-      if None in moved:  # AM-LFS
-        moved_s = f"‖mu‖ {np.mean([np.linalg.norm(d) for _, d, _ in policies]):.3f}"
+      summaries, moves, top = zip(*policies)
+      cosine = mean_pairwise_cosine(moves)
+      row = [f"{cosine:.2f}"]
+      if study == "amlfs":
+        moved = f"‖mu‖ {np.mean([np.linalg.norm(m) for m in moves]):.3f}"
+        draws = [amlfs_draws(wd / "trunks.npz") for _, wd in runs]
+        pulls = [gradient_estimates(*d).mean(0) for d in draws if d is not None]
+        mean_pull = np.mean([p / np.linalg.norm(p) for p in pulls], axis=0)
+        mean_pull /= np.linalg.norm(mean_pull)
+        row += [f"{mean_pairwise_cosine(pulls):.2f}", " ".join(f"{v:+.2f}" for v in mean_pull)]
       else:
-        moved_s = f"KL {np.mean(moved):.4f}"
-      cosines, shared = [], []
-      for i in range(len(policies)):
-        for j in range(i + 1, len(policies)):
-          a, b = policies[i][1], policies[j][1]
-          norm = np.linalg.norm(a) * np.linalg.norm(b)
-          cosines.append(float(a @ b / norm) if norm > 0 else float("nan"))
-          if policies[i][2] is not None and policies[j][2] is not None:
-            shared.append(len(set(policies[i][2]) & set(policies[j][2])))
-      shared_s, common_s = "", ""
-      if shared and not np.isnan(cosines).all():
-        shared_s = f"{np.mean(shared):.2f}"
-        names = {
-          p["index"]: p["pair"]
-          for wd, _, _ in policies
-          for p in json.loads((wd / "summary.json").read_text()).get("top_pairs", [])
-        }
-        counts = {}
-        for _, _, top in policies:
-          for index in top:
-            counts[index] = counts.get(index, 0) + 1
-        common = sorted(counts, key=lambda k: (-counts[k], k))[:3]
-        # a pair's name is "op1|op2": a markdown table cell cannot hold the bar
-        common_s = ", ".join(
-          f"{names[k].replace('|', ' + ')} ({counts[k]}/{len(policies)})" for k in common
-        )
+        moved = f"KL {np.mean([s['theta_kl_from_uniform'] for s in summaries]):.4f}"
+        if np.isnan(cosine):  # uniform all along: its "top pairs" are ties
+          row += ["", ""]
+        else:
+          shared = [len(set(a) & set(b)) for i, a in enumerate(top) for b in top[i + 1 :]]
+          row += [f"{np.mean(shared):.2f}", common_top_pairs(summaries, top)]
       noise_s = "0" if noise is None else f"{noise:g}"
       lines.append(
-        f"| {noise_s} | {variant} | {len(policies)} | {moved_s} | {np.mean(cosines):.2f} | "
-        f"{shared_s} | {common_s} |"
+        f"| {noise_s} | {variant} | {len(policies)} | {moved} | " + " | ".join(row) + " |"
       )
   return "\n".join(lines)
 

@@ -310,15 +310,21 @@ def update(
   return new_state, info
 
 
+def gradient_estimates(samples, means, rewards) -> np.ndarray:
+  """A Gaussian policy's REINFORCE gradient estimates, one per update, up to the factor
+  1 / sigma^2 (Williams 1992, with the mean reward as baseline): g_t = 1/K sum_n (R_tn - mean_n
+  R_tn) (x_tn - mu_t) [T, D], from the draws x [T, K, D], the means mu_t they were drawn around
+  [T, D] and the rewards R [T, K] (host arrays, e.g. AM-LFS's trunks.npz)."""
+  x, mu, r = (np.asarray(a, np.float64) for a in (samples, means, rewards))
+  return np.einsum("tk,tkd->td", r - r.mean(1, keepdims=True), x - mu[:, None]) / r.shape[1]
+
+
 def direction_consistency(samples, means, rewards) -> float:
   """How steady the REINFORCE direction of a Gaussian policy is from update to update: the mean
-  cosine between successive updates' gradient estimates g_t = 1/K sum_n (R_tn - mean_n R_tn)
-  (x_tn - mu_t), from the draws x [T, K, D], the means mu_t they were drawn around [T, D] and
-  the rewards R [T, K] (host arrays, e.g. AM-LFS's trunks.npz). Near 0 the updates follow noise
+  cosine between successive updates' `gradient_estimates`. Near 0 the updates follow noise
   (each a fresh random direction); a reward with a stable good direction gives a positive value
   (`tools/policy_snr.py` calibrates it against the signal / noise ratio). NaN for T < 2."""
-  x, mu, r = (np.asarray(a, np.float64) for a in (samples, means, rewards))
-  g = np.einsum("tk,tkd->td", r - r.mean(1, keepdims=True), x - mu[:, None]) / r.shape[1]
+  g = gradient_estimates(samples, means, rewards)
   norm = np.linalg.norm(g, axis=1)
   ok = (norm[:-1] > 0) & (norm[1:] > 0)
   if not ok.any():

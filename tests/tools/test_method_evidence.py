@@ -75,3 +75,21 @@ def test_across_seeds_compares_the_final_policies(tmp_path):
   assert float(cells[4]) == pytest.approx((1 + 2 * cos) / 3, abs=0.006)
   assert float(cells[5]) == pytest.approx((10 + 5 + 5) / 3, abs=0.006)
   assert cells[6].startswith("p5 + q (3/3)")  # in all three top-10s, the lowest index first
+
+
+def test_across_seeds_finds_the_direction_the_reward_pulls_mu(tmp_path):
+  rng = np.random.default_rng(0)
+  for seed in range(3):  # frozen runs: mu stays 0, the rewards favour a larger first parameter
+    wd = evidence.workdir(tmp_path, "amlfs", "frozen", seed, 0.4)
+    wd.mkdir()
+    theta = rng.normal(0.0, 0.2, (20, 4, 6))
+    rewards = 0.3 + 0.1 * theta[:, :, 0] + rng.normal(0.0, 0.001, (20, 4))
+    np.savez(wd / "trunks.npz", mu=np.zeros((20, 6)), theta=theta, rewards=rewards)
+    summary = {"test_accuracy": 0.3, "mu": [0.0] * 6, "tau_at_knots": [0.0, 1.0]}
+    (wd / "summary.json").write_text(json.dumps(summary))
+  out = evidence.across_seeds(tmp_path, "amlfs", ["frozen"], [0, 1, 2], [0.4])
+  cells = [c.strip() for c in out.splitlines()[-1].split("|")[1:-1]]
+  assert cells[:5] == ["0.4", "frozen", "3", "‖mu‖ 0.000", "nan"]  # mu never moved
+  assert float(cells[5]) > 0.9  # every seed's reward pulls the same way ...
+  direction = [float(v) for v in cells[6].split()]
+  assert direction[0] > 0.9 and max(abs(v) for v in direction[1:]) < 0.3  # ... along theta[0]
