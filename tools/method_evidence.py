@@ -57,6 +57,13 @@ STUDIES = {
       "short": ["", "--config.amlfs.trunk_epochs=1"],  # 60 policy updates instead of 12
       # the ablation of `short` on its own schedule: 60 best-copy broadcasts, mu never moves
       "frozen_short": [":frozen", "--config.amlfs.trunk_epochs=1"],
+      # `frozen_short` with the draws centred on the mean mu that `short` learned at 40 % noise
+      # (5 seeds): does that loss help by itself at this noise rate, or only its search?
+      "frozen_learned": [
+        ":frozen",
+        "--config.amlfs.trunk_epochs=1",
+        "--config.amlfs.init_mu=(0.86,0.09,0.07,-0.2,0.06,-0.08)",
+      ],
     },
   ),
 }

@@ -7,7 +7,8 @@ theta, drawn at the trunk start and passed to its train step as its per-copy hyp
 At the trunk end copy n's val accuracy R_n is its reward and mu takes one REINFORCE step (paper
 Alg. 1: mu <- mu + eta 1/K sum_n (R_n - b) grad_mu log N(theta_n; mu, sigma^2), here through
 Adam); the best copy's weights, BN statistics and optimizer state then go to every copy (as in
-OHL). mu starts at 0, the identity: the search starts from cross-entropy.
+OHL). mu starts at 0, the identity: the search starts from cross-entropy (`amlfs.init_mu`
+moves the start; with `learn_mu=False` it fixes a loss to compare a learned one against).
 
 Not published (REFERENCES.md §2), chosen here: K = 8 copies, trunk = 1 epoch (the paper's loop
 is described per epoch), sigma = 0.2, Adam lr 0.05 (b1 0.5) on mu, reward baseline = the mean
@@ -39,7 +40,11 @@ def amlfs_config(**overrides) -> ml_collections.ConfigDict:
     intervals=losses.DEFAULT_INTERVALS,  # M, pieces of tau on [0, 1]
     sigma=0.2,  # std of theta ~ N(mu, sigma^2 I)
     learn_sigma=False,  # the paper keeps sigma fixed
-    learn_mu=True,  # False: mu stays 0 (ablation: is it the learning or the selection?)
+    learn_mu=True,  # False: mu stays at init_mu (ablation: is it the learning or the selection?)
+    # Where mu starts: () = 0, cross-entropy (the paper); else one value per loss parameter
+    # (intervals + 1). With learn_mu=False it fixes the centre of the draws, e.g. at the loss a
+    # learned run ended with: does that loss help by itself, or only the path that found it?
+    init_mu=(),
     policy_lr=0.05,  # Adam on mu
     policy_b1=0.5,
     baseline="mean",  # reward baseline: mean over copies | ema | none | rank
@@ -91,6 +96,11 @@ def validate_config(config) -> None:
     f"amlfs.intervals must be in [1, {MAX_INTERVALS}], got {a.intervals}",
   )
   configs.check(a.sigma > 0, f"amlfs.sigma must be > 0, got {a.sigma}")
+  num_params = losses.tau_function(int(a.intervals)).num_params
+  configs.check(
+    len(a.init_mu) in (0, num_params),
+    f"amlfs.init_mu needs {num_params} values (intervals + 1) or none, got {len(a.init_mu)}",
+  )
   configs.check(a.reward in REWARDS, f"amlfs.reward={a.reward!r}; valid: {', '.join(REWARDS)}")
   configs.check(
     config.optim.label_smoothing == 0.0,
@@ -106,7 +116,10 @@ class AMLFSController(Controller):
   def __init__(self, a: ml_collections.ConfigDict, num_copies: int):
     self.tau = losses.tau_function(int(a.intervals))
     self.policy = reinforce.DiagonalGaussian(
-      self.tau.num_params, learn_log_std=bool(a.learn_sigma), init_log_std=float(np.log(a.sigma))
+      self.tau.num_params,
+      learn_log_std=bool(a.learn_sigma),
+      init_mean=tuple(a.init_mu) or 0.0,
+      init_log_std=float(np.log(a.sigma)),
     )
     self.optimizer = optax.adam(a.policy_lr, b1=a.policy_b1)
     self.num_copies, self.baseline, self.reward = num_copies, a.baseline, a.reward
@@ -117,7 +130,7 @@ class AMLFSController(Controller):
     return losses.amlfs_loss(logits, labels, self.tau, hparams["loss"])
 
   def init(self, key):
-    del key  # mu starts at the identity (cross-entropy)
+    del key  # mu starts at init_mu: by default 0, the identity (cross-entropy)
     state = reinforce.init(self.policy, self.optimizer)
     return {"policy": state, "theta": jnp.zeros((self.num_copies, self.policy.dim), jnp.float32)}
 

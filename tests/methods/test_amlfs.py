@@ -82,14 +82,18 @@ def test_outputs_and_mu_moves(full_run):
   assert tau[-1] == pytest.approx(1.0, abs=1e-5) and np.all(np.diff(tau) > 0)
 
 
-def test_frozen_keeps_mu_and_still_broadcasts_the_best(amlfs_config):
-  controller = amlfs.AMLFSController(amlfs_config("smoke,frozen").amlfs, 3)
+@pytest.mark.parametrize("init_mu", [(), (0.9, 0.0, 0.0, 0.0, 0.0, -0.1)])
+def test_frozen_keeps_mu_and_still_broadcasts_the_best(amlfs_config, init_mu):
+  config = amlfs_config("smoke,frozen", **{"amlfs.init_mu": init_mu})
+  amlfs.validate_config(config)
+  controller = amlfs.AMLFSController(config.amlfs, 3)
   state, hparams, _ = controller.ask(controller.init(None), jax.random.key(0))
   assert hparams["loss"].shape == (3, 6) and np.abs(hparams["loss"]).max() > 0
   report = TrunkReport(0, np.array([0.1, 0.3, 0.2]), np.ones(3, bool), {}, None)
   new, action, _ = controller.tell(state, report)
   assert action == Broadcast(1)
-  assert not np.asarray(new["policy"].params["mean"]).any()
+  expected = np.asarray(init_mu or np.zeros(6), np.float32)  # () is 0: cross-entropy
+  np.testing.assert_array_equal(np.asarray(new["policy"].params["mean"]), expected)
 
 
 def test_baseline_variant_is_cross_entropy_on_the_same_noisy_labels():
@@ -115,6 +119,10 @@ def test_baseline_variant_is_cross_entropy_on_the_same_noisy_labels():
     ({"amlfs.intervals": 10**6}, r"amlfs.intervals must be in \[1, 100\], got 1000000"),
     ({"amlfs.policy_b1": 1.0}, r"amlfs.policy_b1 must be in \[0, 1\), got 1.0"),
     ({"amlfs.reward": "loss"}, "reward"),
+    (
+      {"amlfs.init_mu": (0.5, 0.0)},
+      r"amlfs.init_mu needs 6 values \(intervals \+ 1\) or none, got 2",
+    ),
     ({"optim.label_smoothing": 0.1}, "label_smoothing"),
   ],
 )
