@@ -221,12 +221,17 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
   NaN when the policy never moved); for AM-LFS the same cosine between the seeds' mean REINFORCE
   gradient estimates (`reinforce.gradient_estimates`, the way the reward pulls mu, measured in
   frozen runs too: near 1 when every seed's reward points the same way) and that mean direction
-  over seeds (unit norm; its first entry is the tau offset, > 0 toward a loss bounded at p = 0);
+  over seeds (unit norm; its first entry is the tau offset, > 0 toward a loss bounded at p = 0)
+  and that entry's mean estimate in each fifth of the run, with the number of seeds where > 0;
   for OHL how many of the 10 most likely pairs two seeds share (10 x 10 / 1,296 = 0.08 by
   chance) and the pairs in the top 10 of most seeds (the paper's Fig. 4 question: which
   augmentations does the learned policy prefer?)."""
   extra = (
-    ["reward direction cosine between seeds", "reward direction (mean, unit)"]
+    [
+      "reward direction cosine between seeds",
+      "reward direction (mean, unit)",
+      "tau-offset pull by fifth of the run (x1e3; seeds > 0)",
+    ]
     if study == "amlfs"
     else ["shared top-10 pairs", "most common top pairs"]
   )
@@ -251,6 +256,18 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
         mean_pull = np.mean([p / np.linalg.norm(p) for p in pulls], axis=0)
         mean_pull /= np.linalg.norm(mean_pull)
         row += [f"{mean_pairwise_cosine(pulls):.2f}", " ".join(f"{v:+.2f}" for v in mean_pull)]
+        # Does the reward pull the same way all run long? The tau offset's component of the
+        # estimates, averaged over each fifth of the trunks.
+        phases = np.array(
+          [
+            [g.mean() for g in np.array_split(gradient_estimates(*d)[:, 0], 5)]
+            for d in draws
+            if d is not None
+          ]
+        )
+        row.append(
+          " ".join(f"{m * 1e3:+.2f} ({n})" for m, n in zip(phases.mean(0), (phases > 0).sum(0)))
+        )
       else:
         moved = f"KL {np.mean([s['theta_kl_from_uniform'] for s in summaries]):.4f}"
         if np.isnan(cosine):  # uniform all along: its "top pairs" are ties
