@@ -222,7 +222,8 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
   gradient estimates (`reinforce.gradient_estimates`, the way the reward pulls mu, measured in
   frozen runs too: near 1 when every seed's reward points the same way) and that mean direction
   over seeds (unit norm; its first entry is the tau offset, > 0 toward a loss bounded at p = 0)
-  and that entry's mean estimate in each fifth of the run, with the number of seeds where > 0;
+  and that entry's mean estimate in each fifth of the run, with the number of seeds where > 0,
+  and where mu's tau offset was at the end of each fifth (how soon the learned loss arrived);
   for OHL how many of the 10 most likely pairs two seeds share (10 x 10 / 1,296 = 0.08 by
   chance) and the pairs in the top 10 of most seeds (the paper's Fig. 4 question: which
   augmentations does the learned policy prefer?)."""
@@ -231,6 +232,7 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
       "reward direction cosine between seeds",
       "reward direction (mean, unit)",
       "tau-offset pull by fifth of the run (x1e3; seeds > 0)",
+      "tau offset mu[0] at the end of each fifth (mean)",
     ]
     if study == "amlfs"
     else ["shared top-10 pairs", "most common top pairs"]
@@ -268,6 +270,13 @@ def across_seeds(root, study, variants, seeds, noises) -> str:
         row.append(
           " ".join(f"{m * 1e3:+.2f} ({n})" for m, n in zip(phases.mean(0), (phases > 0).sum(0)))
         )
+        # ... and when mu got there: mu after each trunk is the centre of the next trunk's draws
+        ends = [
+          [m[-1, 0] for m in np.array_split(np.vstack([d[1][1:], mu]), 5)]
+          for d, mu in zip(draws, moves)
+          if d is not None
+        ]
+        row.append(" ".join(f"{v:+.2f}" for v in np.mean(ends, 0)))
       else:
         moved = f"KL {np.mean([s['theta_kl_from_uniform'] for s in summaries]):.4f}"
         if np.isnan(cosine):  # uniform all along: its "top pairs" are ties
