@@ -95,3 +95,4 @@ def test_across_seeds_finds_the_direction_the_reward_pulls_mu(tmp_path):
   assert direction[0] > 0.9 and max(abs(v) for v in direction[1:]) < 0.3  # ... along theta[0]
   phases = cells[7].split()  # "+m (n)" for each fifth of the 20 trunks: all 3 seeds pull up
   assert len(phases) == 10 and phases[1::2] == ["(3)"] * 5 and float(phases[0]) > 0
+  assert cells[8] == " ".join(["+0.00"] * 5)  # mu's tau offset at the end of each fifth
