@@ -106,6 +106,7 @@ def populations():
   return get
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 @pytest.mark.parametrize("mapping", ["loop", "vmap"])
 def test_population_of_cells_equals_separate_runs(populations, references, mapping):
   _, state, metrics = populations(mapping)

@@ -81,6 +81,7 @@ def nb201_batch():
   return rng.integers(0, 256, (8, 8, 8, 3)).astype(np.uint8), rng.integers(0, 10, 8)
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_array_build_scores_equal_the_fixed_build(nb201_batch):
   # Compiles dominate: the array build's score program and one fixed build per architecture.
   images, labels = nb201_batch
@@ -97,6 +98,7 @@ def test_array_build_scores_equal_the_fixed_build(nb201_batch):
   assert np.all(np.isfinite(scores["synflow"])) and np.all(scores["synflow"] > 0)
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_a_subset_of_measures_scores_as_the_whole(nb201_batch):
   images, labels = nb201_batch
   space = NB201Space(2, 1, 10, 8)

@@ -118,6 +118,7 @@ def test_recalibration_is_the_cumulative_average(supernet):
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(both), before, strict=True))
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_batched_scores_equal_one_path_at_a_time(supernet):
   net, variables, _ = supernet
   evaluator = oneshot.classification_evaluator(10, None)

@@ -3,12 +3,14 @@ calls equal one call, per-call eval data), its calibration images and the probe 
 
 import jax
 import numpy as np
+import pytest
 from test_oneshot import SPACE, _calib, _eval_data, supernet  # noqa: F401
 
 from jaxml import oneshot
 from jaxml.population import accepted_cpu_options
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_path_scorer_chunks_equal_one_call(supernet):  # noqa: F811
   net, variables, _ = supernet
   evaluator = oneshot.classification_evaluator(10, None)

@@ -104,6 +104,7 @@ def _encodings(rand_encs):
   return np.concatenate([rand_encs(TINY, 1, seed=1), dup[None]])
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 @pytest.mark.parametrize("train", [False, True])
 def test_array_build_equals_fixed_build(fixed_matches_array, rand_encs, train):
   x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)

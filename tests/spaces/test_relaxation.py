@@ -87,6 +87,7 @@ def test_gumbel_forward_is_the_sampled_fixed_architecture(nb201_mixed, sub_tree)
   assert np.abs(np.asarray(grad)).max() > 1e-3
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_darts_one_hot_weights_equal_the_fixed_build(rand_vars):
   net = DA.network()
   x = np.random.default_rng(3).normal(size=(2, 4, 4, 3)).astype(np.float32)

@@ -62,6 +62,7 @@ def test_array_build_equals_fixed_build_with_the_same_weights(tiny):
     np.testing.assert_allclose(array(variables, jnp.asarray(e)), fixed, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # >20 s on 2 cores: keeps the README tier under 10 min; CI's slow tier runs it
 def test_only_the_chosen_blocks_get_gradient(tiny, jit_fast):
   space, x, enc, variables = tiny
   net = space.network()
