@@ -122,6 +122,7 @@ def test_population_of_cells_equals_separate_runs(populations, references, mappi
     np.testing.assert_allclose(metrics["loss"][k], ref_metrics["loss"], rtol=1e-5)
 
 
+@pytest.mark.slow  # >20 s on 2 cores (its populations fixture): CI's slow tier runs it
 def test_eval_with_per_copy_encodings(populations, references):
   """Each copy is evaluated as its own cell: the K = 1 evaluation of that cell.
 

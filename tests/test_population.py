@@ -81,7 +81,13 @@ def test_map_takes_tree_prefixes_of_in_axes(mapping):
   np.testing.assert_array_equal(np.asarray(out), [1.0, 3.0, 5.0])
 
 
-@pytest.mark.parametrize("mapping", ["loop", "vmap", "scan"])
+# vmap and scan: CI's slow tier (the README tier keeps loop, bit-identical, under 10 min)
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+  "mapping", ["loop", pytest.param("vmap", marks=SLOW), pytest.param("scan", marks=SLOW)]
+)
 def test_population_equals_independent_runs(mapping):
   pop = Population(4, mapping)
   state, metrics, _ = run_population(pop, steps=3)

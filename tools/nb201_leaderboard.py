@@ -11,13 +11,14 @@ prints one markdown table, one row per method:
   seeds (ddof 0) and per seed ('not run': no workdir; 'unfinished': a workdir without a finished
   summary.json, e.g. still running);
 - the search cost per seed, in the method's own unit: table queries (tabular searches), networks
-  trained (EcoNAS), supernet epochs (one-shot; few-shot counts SPOS's epochs plus its own times
-  its 5 sub-supernets), epochs and bilevel steps (DARTS family), and CPU hours: the run's wall time
-  as it records it (`wall_time_s`; tabular: compile + run of that search; EcoNAS warm start: plus
-  the zero-cost scoring; few-shot: plus its SPOS run). SPOS, few-shot and PC-NAS record the
-  supernet training only, not the scoring / evolution after it (about 10 of 67 min for SPOS in
-  RESULTS.md). Wall hours count as CPU hours only between runs under the same load and cores
-  (the project's CPU runs so far: one core each of a 2-core machine);
+  trained (EcoNAS), cells scored (the zero-cost pick), supernet epochs (one-shot; few-shot counts
+  SPOS's epochs plus its own times its 5 sub-supernets), epochs and bilevel steps (DARTS family),
+  and CPU hours: the run's wall time as it records it (`wall_time_s`; tabular: compile + run of
+  that search; EcoNAS warm start: plus the zero-cost scoring; zero-cost pick: that scoring alone;
+  few-shot: plus its SPOS run). SPOS, few-shot and PC-NAS record the supernet training only, not
+  the scoring / evolution after it (about 10 of 67 min for SPOS in RESULTS.md). Wall hours
+  count as CPU hours only between runs under the same load and cores (the project's CPU runs so
+  far: one core each of a 2-core machine);
 - the published NAS-Bench-201 CIFAR-10 test accuracy of the same method, only from
   ../shared/REFERENCES.md (section 7d quotes the NB201 paper's Table 5); 'not published' where
   it has none. The published searches run at full size (and non-sharing ones select on 12-epoch
@@ -27,7 +28,10 @@ The tabular searches (RS, REA, REINFORCE, SPOS evolution on the table; one run h
 run one seed per leaderboard seed (`--config.num_seeds=1 --config.seed=S`), so their spread is
 over the same 3 seeds as every other row; RESULTS.md has their 1,000-seed means. They select on
 the table's test accuracy itself (noise-free), the NB201 paper's on 12-epoch val accuracy: their
-published numbers are shown for reference, not like-for-like. REA's published number is in
+published numbers are shown for reference, not like-for-like. The zero-cost pick is read from
+the EcoNAS warm-start run of the same seed (no run of its own): the cell that run's zero-cost
+measure scored highest of its random pool, before any training (NASWOT-style search; its
+published numbers are not in REFERENCES.md). REA's published number is in
 REFERENCES.md from memory only ([M]) and is flagged so. Few-shot's `cpu,fewshot` trains 5
 sub-supernets for 2 epochs each after SPOS's 30: 40 supernet epochs in all.
 
@@ -39,6 +43,7 @@ sub-supernets for 2 epochs each after SPOS's 30: 40 supernet epochs in all.
 """
 
 import argparse
+import functools
 import json
 import math
 import pathlib
@@ -51,6 +56,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from jaxml import rundir  # noqa: E402
+from jaxml.errors import DataError  # noqa: E402
 
 # run -> (config with its CPU-size variants, extra arguments). The tabular config has no
 # `progress` key (no bar to hide), so the flag is added per run, not for all.
@@ -100,6 +106,25 @@ def econas_row(s: dict, wd: pathlib.Path) -> dict:
     "acc": s["found_test_accuracy_nb201"],
     "wall_s": s["wall_time_s"] + warm,
     "cost": {"networks trained": s["networks_trained"], "trainings": s["trainings"]},
+  }
+
+
+@functools.cache
+def nb201_table(table_dir: str):
+  from jaxml.nasbench import nb201
+
+  return nb201.load(table_dir or None)
+
+
+def zero_cost_row(s: dict, wd: pathlib.Path) -> dict:
+  """The zero-cost pick: the best-scored cell of the EcoNAS warm start's random pool (its first
+  pick, `warm_start.json`), looked up in the table the run used; cost = that scoring alone."""
+  warm = s["warm_start"]
+  table_dir = json.loads((wd / "config.json").read_text())["econas"]["table_dir"]
+  return {
+    "acc": nb201_table(table_dir).query_string(warm["picked"][0]),
+    "wall_s": warm["wall_time_s"],
+    "cost": {f"cells scored ({warm['measure']})": warm["pool"]},
   }
 
 
@@ -164,6 +189,12 @@ METHODS = {
   "spos_ea_table": ("SPOS evolution on the table", "tabular", tabular_row("spos"), NOT),
   "econas": ("EcoNAS hierarchical", "econas", econas_row, NOT),
   "econas_random": ("EcoNAS random children", "econas_random", econas_row, NOT),
+  "zero_cost": (
+    "zero-cost pick (warm start's top-1)",
+    "econas_warm",
+    zero_cost_row,
+    NOT,
+  ),
   "econas_warm": ("EcoNAS + zero-cost warm start", "econas_warm", econas_row, NOT),
   "spos": ("SPOS supernet + evolution", "spos", spos_row, NOT),
   "fewshot": ("few-shot (5 sub-supernets) + evolution", "fewshot", fewshot_row, NOT),
@@ -256,7 +287,8 @@ def read(method: str, seed: int, args) -> dict | str:
     return "unfinished" if wd.exists() else "not run"
   try:
     row = METHODS[method][2](summary, wd)
-  except (KeyError, TypeError, ValueError, OSError) as e:  # a run of another kind or version
+  except (KeyError, TypeError, ValueError, OSError, DataError) as e:  # another kind or version
+    # of run, or (zero-cost pick) no NB201 table here to look the pick up in
     return f"unreadable ({type(e).__name__}: {e})"
   search = summary.get("search") or {}  # SPOS keeps its table look-ups in its search block
   optimum = [summary.get(k) for k in OPTIMUM_KEYS] + [search.get("table_optimum")]

@@ -176,15 +176,23 @@ def test_bad_config_is_refused_before_anything_is_written(tiny, tmp_path, overri
   assert not workdir.exists()
 
 
-def test_retrain_config_builds_the_found_network(tiny_cifar_dir, tmp_path):
+def retrain_config(data_dir):
   c = config_cli.load_config_file(f"{CONFIGS / 'retrain_cifar10.py'}:smoke")
   c.model.update(stage_sizes=(1, 1, 1, 2), dilations=(3, 3, 1, 1, 2))
-  c.data.update(dir=str(tiny_cifar_dir), use_tfds=False, val_size=20, sample_ratio=1.0)
+  c.data.update(dir=str(data_dir), use_tfds=False, val_size=20, sample_ratio=1.0)
   c.update(eval_batch_size=20, progress=False)
-  summary = main.run_experiment(c, str(tmp_path))
+  return c
+
+
+@pytest.mark.slow  # an end-to-end run
+def test_retrain_config_builds_the_found_network(tiny_cifar_dir, tmp_path):
+  summary = main.run_experiment(retrain_config(tiny_cifar_dir), str(tmp_path))
   assert summary["steps"] == 4 and summary["population_size"] == 2
   assert len(summary["test_accuracy_per_copy"]) == 2
-  bad = c.copy_and_resolve_references()
+
+
+def test_retrain_config_refuses_dilations_of_another_length(tiny_cifar_dir, tmp_path):
+  bad = retrain_config(tiny_cifar_dir)
   bad.model.dilations = (1, 2)
   with pytest.raises(ConfigError, match="dilations"):
     main.run_experiment(bad, str(tmp_path / "bad"))

@@ -46,6 +46,15 @@ def source_run(tiny, tmp_path_factory):  # noqa: F811
   return workdir
 
 
+@pytest.fixture(scope="module")
+def source_config(tiny, tmp_path_factory):  # noqa: F811
+  """A directory with only a SPOS run's config.json: what the refusals read, without the run."""
+  workdir = tmp_path_factory.mktemp("spos_config_only")
+  (workdir / "config.json").write_text(json.dumps(tiny().to_dict()))  # as jaxml.main writes it
+  return workdir
+
+
+@pytest.mark.slow  # trains the source supernet (~50 s on 2 cores)
 def test_warm_start_copies_the_source_supernet_into_every_copy(tiny, source_run, tmp_path):  # noqa: F811
   c = tiny(**SPLIT, **{"spos.init_from": str(source_run), "spos.init_copy": 1})
   space = spos.build_space(c, 10)
@@ -86,13 +95,14 @@ def test_fewshot_run_scores_one_supernet(tiny, source_run, tmp_path):  # noqa: F
     ({"spos.init_from": "SOURCE", "spos.init_copy": 2}, "init_copy"),
   ],
 )
-def test_bad_fewshot_configs_are_refused(tiny, source_run, overrides, match, tmp_path):  # noqa: F811
-  overrides = {k: str(source_run) if v == "SOURCE" else v for k, v in overrides.items()}
+def test_bad_fewshot_configs_are_refused(tiny, source_config, overrides, match, tmp_path):  # noqa: F811
+  overrides = {k: str(source_config) if v == "SOURCE" else v for k, v in overrides.items()}
   with pytest.raises(ConfigError, match=match):
     main.run_experiment(tiny(**overrides), str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow  # trains the source supernet (~50 s on 2 cores)
 def test_supernet_vs_standalone_tool_scores_as_the_ranking_study(source_run, tmp_path, capsys):
   sys.path.insert(0, str(REPO_ROOT / "tools"))
   import supernet_vs_standalone as tool

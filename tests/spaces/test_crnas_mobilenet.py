@@ -78,7 +78,8 @@ def stage_supernet():
   return space, variables, x
 
 
-@pytest.mark.parametrize("train", [False, True])
+# train=False: CI's slow tier (keeps the README tier under 10 min on 2 cores)
+@pytest.mark.parametrize("train", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_stage_supernet_with_an_allocation_equals_the_plain_mobilenet(stage_supernet, train):
   space, variables, x = stage_supernet
   net = space.network()

@@ -95,7 +95,8 @@ def stage_supernet():
   return space, variables, x, apply
 
 
-@pytest.mark.parametrize("train", [False, True])
+# train=False: CI's slow tier (keeps the README tier under 10 min on 2 cores)
+@pytest.mark.parametrize("train", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_stage_supernet_with_an_allocation_equals_the_plain_resnet(stage_supernet, train):
   space, variables, x, apply = stage_supernet
   for tau in ((2, 1, 1, 1), (1, 2, 3, 2)):
@@ -117,7 +118,11 @@ def test_stage_supernet_with_an_allocation_equals_the_plain_resnet(stage_superne
 
 @pytest.mark.parametrize(
   "block,encodings",
-  [("basic", ([0, 1, 2, 2, 1], [2, 2, 2, 2, 2])), ("bottleneck", ([2, 0, 1, 2, 1],))],
+  [
+    # basic: CI's slow tier (keeps the README tier under 10 min on 2 cores)
+    pytest.param("basic", ([0, 1, 2, 2, 1], [2, 2, 2, 2, 2]), marks=pytest.mark.slow),
+    ("bottleneck", ([2, 0, 1, 2, 1],)),
+  ],
 )
 def test_dilation_supernet_keeps_shapes_and_equals_the_dilated_resnet(block, encodings):
   space = CRDilationSpace(width=2, block=block, input_size=8, allocation=(1, 1, 2, 1))

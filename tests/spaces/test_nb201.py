@@ -117,7 +117,8 @@ def test_fixed_build_skips_pools_of_zero_nodes():
   assert pools("|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|") > reductions
 
 
-@pytest.mark.parametrize("train", [False, True])
+# train=False: CI's slow tier (keeps the README tier under 10 min on 2 cores)
+@pytest.mark.parametrize("train", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_array_build_equals_fixed_build(fixed_matches_array, rand_encs, train):
   x = np.random.default_rng(3).normal(size=(4, 8, 8, 3)).astype(np.float32)
   fixed_matches_array(TINY, x, _encodings(rand_encs), train)

@@ -5,6 +5,9 @@ import json
 import pathlib
 
 import pytest
+from train_fixtures import write_conv_count_table
+
+from jaxml.spaces import nb201_encoding
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("lb", ROOT / "tools/nb201_leaderboard.py")
@@ -131,6 +134,30 @@ def test_a_run_of_another_kind_is_shown_not_averaged(tmp_path, capsys):
     "| REA on the table | no finished seed | unreadable (ValueError: num_seeds=1000, not 1)" in out
   )
   assert ", unfinished |" in out
+
+
+def test_zero_cost_pick_is_the_warm_starts_top_cell_looked_up_in_its_table(tmp_path, capsys):
+  acc = write_conv_count_table(tmp_path)  # 30 + 10 x (3x3 convs) + jitter
+  top = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+  second = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+  warm = {"measure": "synflow", "pool": 64, "wall_time_s": 90.0, "picked": [top, second]}
+  config = {"econas": {"table_dir": str(tmp_path)}}
+  finished(tmp_path / "lb" / "econas_warm_s0", econas(93.0, 3600.0, warm), config)
+  lb.main(
+    ["--root", str(tmp_path / "lb"), "--methods", "zero_cost", "--seeds", "0", "--table_only"]
+  )
+  out = capsys.readouterr().out
+  want = acc[nb201_encoding.encoding_to_index(nb201_encoding.from_string(top))]
+  assert (
+    40 < want < 41
+  )  # one 3x3 conv: the first pick's cell, not the better second or the found one
+  assert f"| {want:.2f} ± 0.00 (n=1) | {want:.2f} | 64 cells scored (synflow) | 0.025 |" in out
+  # without a table to look the pick up in, the seed is shown as unreadable, not averaged
+  finished(tmp_path / "lb" / "econas_warm_s1", econas(93.0, 3600.0, warm), {"econas": {}})
+  lb.main(
+    ["--root", str(tmp_path / "lb"), "--methods", "zero_cost", "--seeds", "1", "--table_only"]
+  )
+  assert "unreadable (KeyError: 'table_dir')" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
