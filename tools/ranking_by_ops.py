@@ -45,6 +45,10 @@ def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("runs", nargs="+", type=pathlib.Path, help="SPOS / few-shot / PC-NAS run dirs")
   args = p.parse_args(argv)
+  missing = [str(run) for run in args.runs if not (run / "ranking.json").is_file()]
+  if missing:  # before any output: one line, exit 2 (a run dir without its ranking study)
+    print(f"ranking_by_ops: no ranking.json in {', '.join(missing)}", file=sys.stderr)
+    raise SystemExit(2)
   for run in args.runs:
     rows, rho_score, rho_truth = by_convs(json.loads((run / "ranking.json").read_text()))
     print(f"{run}: Spearman vs conv count: supernet score {rho_score:.2f}, table {rho_truth:.2f}")

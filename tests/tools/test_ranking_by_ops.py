@@ -34,3 +34,16 @@ def test_groups_the_random_live_cells_by_conv_count(tmp_path, capsys):
   ranking_by_ops.main([str(tmp_path)])
   out = capsys.readouterr().out
   assert "supernet score -1.00, table 1.00" in out and "| 6 | 1 | 0.3000 | 93.00 |" in out
+
+
+def test_a_directory_without_a_ranking_study_is_refused_in_one_line(tmp_path, capsys):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run.log").write_text("")
+  with pytest.raises(SystemExit) as e:
+    ranking_by_ops.main([str(tmp_path / "run"), str(tmp_path / "run.log")])
+  assert e.value.code == 2
+  captured = capsys.readouterr()
+  assert captured.out == "" and captured.err.count("\n") == 1
+  assert (
+    captured.err.startswith("ranking_by_ops: no ranking.json in ") and "run.log" in captured.err
+  )
