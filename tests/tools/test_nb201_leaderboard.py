@@ -148,9 +148,8 @@ def test_zero_cost_pick_is_the_warm_starts_top_cell_looked_up_in_its_table(tmp_p
   )
   out = capsys.readouterr().out
   want = acc[nb201_encoding.encoding_to_index(nb201_encoding.from_string(top))]
-  assert (
-    40 < want < 41
-  )  # one 3x3 conv: the first pick's cell, not the better second or the found one
+  # one 3x3 conv: the first pick's cell, not the better second one or the search's found cell
+  assert 40 < want < 41
   assert f"| {want:.2f} ± 0.00 (n=1) | {want:.2f} | 64 cells scored (synflow) | 0.025 |" in out
   # without a table to look the pick up in, the seed is shown as unreadable, not averaged
   finished(tmp_path / "lb" / "econas_warm_s1", econas(93.0, 3600.0, warm), {"econas": {}})
